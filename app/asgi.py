@@ -1,0 +1,26 @@
+"""ASGI entry point: Django for HTTP, Channels for the transcript WebSocket."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
+django_http = get_asgi_application()  # sets Django up before the consumers import models
+
+# livekit-agents plugins must register on the main thread: import them here, not lazily.
+import livekit.plugins.openai  # noqa: E402, F401
+import livekit.plugins.silero  # noqa: E402, F401
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from app.voice.routing import websocket_urlpatterns  # noqa: E402
+from app.voice.lifespan import with_lifespan  # noqa: E402
+
+application = with_lifespan(
+    ProtocolTypeRouter(
+        {
+            "http": django_http,
+            "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        }
+    )
+)

@@ -1,0 +1,174 @@
+"""Django settings, read from the environment once at start-up.
+
+Defaults run the whole stack locally against `livekit-server --dev` with fake
+providers; production (`DJANGO_ENV=production`) refuses to start without the
+variables it needs and names the missing one (never its value).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ENVIRONMENT = os.environ.get("DJANGO_ENV", "development").strip().lower()
+PRODUCTION = ENVIRONMENT == "production"
+if ENVIRONMENT not in {"development", "production", "test"}:
+    raise ImproperlyConfigured("DJANGO_ENV must be one of development, production, test")
+
+
+def _env(name: str, default: str | None = None, *, required_in_production: bool = False) -> str:
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    if PRODUCTION and required_in_production:
+        raise ImproperlyConfigured(f"{name} must be set when DJANGO_ENV=production")
+    return default or ""
+
+
+def _env_list(name: str, default: str = "", **kw: bool) -> list[str]:
+    return [item.strip() for item in _env(name, default, **kw).split(",") if item.strip()]
+
+
+def _env_int(name: str, default: int, *, minimum: int, maximum: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer") from None
+    if not minimum <= value <= maximum:
+        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}")
+    return value
+
+
+def _env_float(name: str, default: float, *, minimum: float, maximum: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number") from None
+    if not minimum <= value <= maximum:
+        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}")
+    return value
+
+
+DEBUG = not PRODUCTION and _env("DJANGO_DEBUG", "1") == "1"
+SECRET_KEY = _env("DJANGO_SECRET_KEY", "dev-only-insecure-key", required_in_production=True)
+ALLOWED_HOSTS = _env_list(
+    "DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver", required_in_production=True
+)
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "channels",
+    "app.voice",
+]
+
+MIDDLEWARE = [
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+]
+
+ROOT_URLCONF = "app.urls"
+ASGI_APPLICATION = "app.asgi.application"
+APPEND_SLASH = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+DATABASE_URL = _env("DATABASE_URL")
+if not DATABASE_URL:
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    DATABASE_URL = f"sqlite:///{BASE_DIR / 'var' / 'voice.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=0,
+    )
+}
+
+# Channel layer: in-memory for one process, Redis when several workers share sessions.
+REDIS_URL = _env("REDIS_URL", _env("CHANNEL_LAYERS"))
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# CORS: the Flask origin in development, same-origin only in production.
+CORS_ALLOWED_ORIGINS = (
+    []
+    if PRODUCTION
+    else _env_list("CORS_ORIGINS", "http://127.0.0.1:5000,http://localhost:5000")
+)
+CORS_ALLOW_METHODS = ["GET", "POST", "DELETE", "OPTIONS"]
+
+REST_FRAMEWORK = {
+    # The API is anonymous: no session auth, so no CSRF token dance for the browser flow.
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "app.voice.errors.exception_handler",
+}
+
+# LiveKit: the server the agent reaches, and the URL the browser must use.
+LIVEKIT_URL = _env("LIVEKIT_URL", "ws://127.0.0.1:7880", required_in_production=True)
+LIVEKIT_PUBLIC_URL = _env("LIVEKIT_PUBLIC_URL", LIVEKIT_URL)
+LIVEKIT_API_KEY = _env("LIVEKIT_API_KEY", "devkey", required_in_production=True)
+LIVEKIT_API_SECRET = _env("LIVEKIT_API_SECRET", "secret", required_in_production=True)
+LIVEKIT_TOKEN_TTL_SECONDS = _env_int("LIVEKIT_TOKEN_TTL_SECONDS", 900, minimum=60, maximum=86400)
+
+# Voice pipeline. A provider set is named (or given as a dotted path to a builder).
+OPENAI_API_KEY = _env("OPENAI_API_KEY")
+VOICE_PROVIDERS = _env("VOICE_PROVIDERS", "openai" if OPENAI_API_KEY else "fake")
+if PRODUCTION and VOICE_PROVIDERS == "openai" and not OPENAI_API_KEY:
+    raise ImproperlyConfigured("OPENAI_API_KEY must be set when VOICE_PROVIDERS=openai")
+SYSTEM_PROMPT = _env(
+    "SYSTEM_PROMPT",
+    "You are a friendly, concise voice assistant. Answer in one or two short spoken "
+    "sentences, without lists or markdown.",
+)
+# Silence after speech before the user's turn ends; the main term of response latency.
+VOICE_ENDPOINTING_DELAY = _env_float("VOICE_ENDPOINTING_DELAY", 0.5, minimum=0.0, maximum=5.0)
+# How long the agent waits for the person to (re)join before ending a session.
+VOICE_PARTICIPANT_TIMEOUT = _env_float(
+    "VOICE_PARTICIPANT_TIMEOUT", 30.0, minimum=1.0, maximum=600.0
+)
+
+LOG_LEVEL = _env("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "app.voice.logging.RedactSecretsFilter"}},
+    "formatters": {"json": {"()": "app.voice.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact"]}
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # The agents framework is chatty at INFO about internals; keep its warnings.
+        "livekit": {"level": "WARNING"},
+        "livekit.agents": {"level": "WARNING"},
+    },
+}
+
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = _env("DJANGO_SECURE_SSL_REDIRECT", "1") == "1"
+    SECURE_HSTS_SECONDS = 31536000
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True

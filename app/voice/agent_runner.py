@@ -1,0 +1,170 @@
+"""One agent in one room: join, run the AgentSession, bridge its events, leave.
+
+An ``AgentRun`` owns everything a session allocates (room connection, session,
+publisher, control listener) and ``stop()`` releases all of it exactly once,
+whatever asked first: DELETE, the person leaving, a lost connection, shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from livekit import rtc
+from livekit.agents import Agent, AgentSession, room_io, utils
+
+from app.voice import event_bridge, lifecycle
+from app.voice.groups import control_group
+from app.voice.livekit_gateway import get_gateway
+from app.voice.models import EndReason
+from app.voice.providers import SessionInfo, build_providers
+
+log = logging.getLogger("app.voice.agent")
+
+GREETING_INSTRUCTIONS = "Greet the user warmly in one short sentence and offer your help."
+
+
+class AgentRun:
+    def __init__(self, info: SessionInfo) -> None:
+        self.info = info
+        self.room: rtc.Room | None = None
+        self.session: AgentSession | None = None
+        self.publisher: event_bridge.TranscriptPublisher | None = None
+        self._control_task: asyncio.Task[None] | None = None
+        self._timeout_task: asyncio.Task[None] | None = None
+        self._stop_task: asyncio.Task[None] | None = None
+        self._control_channel = ""
+        self._stop_replies: list[str] = []
+        self.ended = asyncio.Event()
+
+    @property
+    def agent_identity(self) -> str:
+        return f"agent-{self.info.session_id[:8]}"
+
+    async def start(self) -> None:
+        """Join the room and start talking; on failure, release what was taken and raise."""
+        try:
+            await self._start()
+        except BaseException:
+            await self._release()
+            raise
+
+    async def _start(self) -> None:
+        info = self.info
+        providers = build_providers(info)
+        self.publisher = event_bridge.TranscriptPublisher(info.session_id)
+        await self._listen_for_control()
+        self.room = await get_gateway().join_room(room=info.room, identity=self.agent_identity)
+        self.room.on("participant_disconnected", self._on_participant_left)
+        self.room.on("participant_connected", self._on_participant_joined)
+        self.room.on("disconnected", self._on_room_disconnected)
+
+        self.session = AgentSession(
+            vad=providers.vad,
+            stt=providers.stt,
+            llm=providers.llm,
+            tts=providers.tts,
+            turn_handling={
+                # VAD endpointing: no turn-detector model (it would reach for the network)
+                "turn_detection": "vad",
+                "endpointing": {"min_delay": settings.VOICE_ENDPOINTING_DELAY},
+                "interruption": {"mode": "vad"},
+            },
+        )
+        event_bridge.attach(self.session, self.publisher.publish)
+        self.session.on("close", self._on_session_close)
+        await self.session.start(
+            agent=Agent(instructions=settings.SYSTEM_PROMPT),
+            room=self.room,
+            room_options=room_io.RoomOptions(
+                participant_identity=info.identity,
+                # We end the session ourselves on any departure (see _on_participant_left).
+                close_on_disconnect=False,
+            ),
+            record=False,
+        )
+        if info.identity not in self.room.remote_participants:
+            self._timeout_task = asyncio.create_task(self._end_if_nobody_joins())
+        self.session.generate_reply(instructions=GREETING_INSTRUCTIONS)
+
+    async def _listen_for_control(self) -> None:
+        """Stop requests reach us through the channel layer, from any process."""
+        layer = get_channel_layer()
+        self._control_channel = await layer.new_channel()
+        await layer.group_add(control_group(self.info.session_id), self._control_channel)
+
+        async def listen() -> None:
+            while True:
+                message = await layer.receive(self._control_channel)
+                if message.get("type") == "session.stop":
+                    if reply_to := message.get("reply_to"):
+                        self._stop_replies.append(reply_to)
+                    self.request_stop(EndReason(message.get("reason", EndReason.DELETED)))
+
+        self._control_task = asyncio.create_task(listen(), name=f"control-{self.info.session_id}")
+
+    # Room and session callbacks are sync: each schedules the one stop.
+    def _on_participant_left(self, participant: rtc.RemoteParticipant) -> None:
+        if participant.identity == self.info.identity:
+            self.request_stop(EndReason.PARTICIPANT_LEFT)
+
+    def _on_participant_joined(self, participant: rtc.RemoteParticipant) -> None:
+        if participant.identity == self.info.identity and self._timeout_task:
+            self._timeout_task.cancel()
+
+    def _on_room_disconnected(self, reason: Any) -> None:
+        self.request_stop(EndReason.ERROR)
+
+    def _on_session_close(self, ev: Any) -> None:
+        if getattr(ev, "error", None) is not None:
+            log.error(
+                "session.agent_error",
+                extra={"session_id": self.info.session_id, "room": self.info.room, "error": str(ev.error)},
+            )
+        self.request_stop(EndReason.ERROR if ev.error else EndReason.DELETED)
+
+    async def _end_if_nobody_joins(self) -> None:
+        await asyncio.sleep(settings.VOICE_PARTICIPANT_TIMEOUT)
+        self.request_stop(EndReason.PARTICIPANT_LEFT)
+
+    def request_stop(self, reason: EndReason) -> asyncio.Task[None]:
+        if self._stop_task is None:
+            self._stop_task = asyncio.create_task(self._shutdown(reason))
+        return self._stop_task
+
+    async def stop(self, reason: EndReason) -> None:
+        """Idempotent: the first reason wins; every caller returns once all is released."""
+        await asyncio.shield(self.request_stop(reason))
+
+    async def _shutdown(self, reason: EndReason) -> None:
+        try:
+            await self._release()
+        finally:
+            await lifecycle.end_session(self.info, reason)
+            self.ended.set()
+            layer = get_channel_layer()
+            for reply_to in self._stop_replies:
+                await layer.send(reply_to, {"type": "session.stopped"})
+
+    async def _release(self) -> None:
+        if self._timeout_task:
+            self._timeout_task.cancel()
+        if self._control_task is not None:
+            await utils.aio.cancel_and_wait(self._control_task)
+            await get_channel_layer().group_discard(
+                control_group(self.info.session_id), self._control_channel
+            )
+        if self.session is not None:
+            self.session.off("close", self._on_session_close)
+            with contextlib.suppress(Exception):
+                await self.session.aclose()
+        if self.publisher is not None:
+            await self.publisher.aclose()
+        if self.room is not None:
+            self.room.off("disconnected", self._on_room_disconnected)
+            with contextlib.suppress(Exception):
+                await self.room.disconnect()

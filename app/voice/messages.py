@@ -1,0 +1,53 @@
+"""The WebSocket message schema, in one place.
+
+Every message the transcript socket carries is built here, so the event bridge,
+persistence, the consumer and the tests agree on the exact shapes of
+REQUIREMENTS.md item 3. Keys may be added (``seq``), never renamed or removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+Role = Literal["user", "agent"]
+SpeechEvent = Literal["speech_started", "speech_ended"]
+ROLES: tuple[Role, ...] = ("user", "agent")
+
+Message = dict[str, Any]
+
+
+def transcript(role: Role, text: str, *, final: bool) -> Message:
+    """Interim (user only) or final transcript line."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    if role == "agent" and not final:
+        raise ValueError("agent transcripts are always final")
+    return {"role": role, "text": text, "final": final}
+
+
+def speech(role: Role, event: SpeechEvent) -> Message:
+    """Someone started or stopped speaking."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    if event not in ("speech_started", "speech_ended"):
+        raise ValueError(f"unknown speech event {event!r}")
+    return {"role": role, "event": event}
+
+
+def session_ended(reason: str) -> Message:
+    """Announced just before the server closes the socket at the end of a session."""
+    return {"event": "session_ended", "reason": reason}
+
+
+def error(code: str, message: str) -> Message:
+    """Answer to a client frame the server cannot use; same shape as HTTP errors."""
+    return {"error": {"code": code, "message": message}}
+
+
+def is_final_transcript(message: Message) -> bool:
+    return message.get("final") is True and "text" in message
+
+
+def with_seq(message: Message, seq: int) -> Message:
+    """Numbered copy, so a client (and a late subscriber's replay) can order and dedupe."""
+    return {**message, "seq": seq}

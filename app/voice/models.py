@@ -1,0 +1,64 @@
+"""Sessions and their final transcripts, the persisted half of the WS stream."""
+
+import uuid
+
+from django.db import models
+
+
+class SessionStatus(models.TextChoices):
+    CREATED = "created"
+    RUNNING = "running"
+    ENDED = "ended"
+
+
+class EndReason(models.TextChoices):
+    DELETED = "deleted"
+    PARTICIPANT_LEFT = "participant_left"
+    WS_TIMEOUT = "ws_timeout"
+    ERROR = "error"
+    SHUTDOWN = "shutdown"
+
+
+class VoiceSession(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    room = models.CharField(max_length=128, db_index=True)
+    identity = models.CharField(max_length=128)
+    status = models.CharField(
+        max_length=16, choices=SessionStatus.choices, default=SessionStatus.CREATED
+    )
+    end_reason = models.CharField(max_length=32, choices=EndReason.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # At most one live agent per room, enforced by the database itself.
+            models.UniqueConstraint(
+                fields=["room"],
+                condition=~models.Q(status="ended"),
+                name="one_live_session_per_room",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.room}, {self.status})"
+
+    @property
+    def is_live(self) -> bool:
+        return self.status != SessionStatus.ENDED
+
+
+class TranscriptEntry(models.Model):
+    session = models.ForeignKey(VoiceSession, on_delete=models.CASCADE, related_name="entries")
+    seq = models.PositiveIntegerField()
+    role = models.CharField(max_length=8)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "seq"], name="unique_entry_seq")
+        ]

@@ -1,0 +1,68 @@
+"""The one seam between the agent pipeline and the services it talks to.
+
+``settings.VOICE_PROVIDERS`` names a provider set ("openai", "fake") or gives a
+dotted path to a builder. The builder is imported lazily and re-read when the
+setting changes, so tests swap sets with ``override_settings``. Production code
+never imports ``fakes/``: only this table names it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+from livekit.agents import llm, stt, tts, vad
+
+BUILTIN_SETS = {
+    "openai": "app.voice.openai_providers.build",
+    "fake": "fakes.providers.build",
+}
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What a provider set may want to know about the session it serves."""
+
+    session_id: str
+    room: str
+    identity: str
+
+
+@dataclass(frozen=True)
+class ProviderSet:
+    vad: vad.VAD
+    stt: stt.STT
+    llm: llm.LLM
+    tts: tts.TTS
+
+
+ProviderBuilder = Callable[[SessionInfo], ProviderSet]
+
+
+@functools.cache
+def _builder(path: str) -> ProviderBuilder:
+    return import_string(BUILTIN_SETS.get(path, path))
+
+
+def build_providers(info: SessionInfo) -> ProviderSet:
+    return _builder(settings.VOICE_PROVIDERS)(info)
+
+
+@functools.cache
+def shared_vad() -> vad.VAD:
+    """Silero VAD, loaded once per process: the model is shared, each stream has its state."""
+    from livekit.plugins import silero
+
+    return silero.VAD.load()
+
+
+def _reset(*, setting: str, **_: object) -> None:
+    if setting == "VOICE_PROVIDERS":
+        _builder.cache_clear()
+
+
+setting_changed.connect(_reset)

@@ -1,0 +1,75 @@
+"""WS /ws/transcript/{session_id}: forwards one session's messages to the browser.
+
+Thin by design: validate the id, replay the finals a late subscriber missed,
+then forward group messages until the session ends. Close codes: app/voice/errors.py.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from app.voice import messages, session_store
+from app.voice.errors import (
+    WS_CLOSE_MALFORMED_ID,
+    WS_CLOSE_SESSION_ENDED,
+    WS_CLOSE_UNKNOWN_SESSION,
+)
+from app.voice.groups import transcript_group
+
+NORMAL_CLOSURE = 1000
+
+
+class TranscriptConsumer(AsyncJsonWebsocketConsumer):
+    group: str | None = None
+    last_seq = 0
+
+    async def connect(self) -> None:
+        await self.accept()  # accept first: only an open socket can carry a 4xxx close code
+        session_id = session_store.parse_session_id(self.scope["url_route"]["kwargs"]["session_id"])
+        if session_id is None:
+            return await self.close(WS_CLOSE_MALFORMED_ID)
+        session = await session_store.get_session(session_id)
+        if session is None:
+            return await self.close(WS_CLOSE_UNKNOWN_SESSION)
+        if not session.is_live:
+            return await self.close(WS_CLOSE_SESSION_ENDED)
+        # Join before reading history, so nothing falls between the two; seq drops repeats.
+        self.group = transcript_group(session_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        for entry in await session_store.final_transcripts(session_id):
+            await self._forward(
+                messages.with_seq(messages.transcript(entry.role, entry.text, final=True), entry.seq)
+            )
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """The socket is server-to-client; answer anything else with an error frame."""
+        try:
+            frame = json.loads(text_data) if text_data is not None else None
+        except ValueError:
+            frame = None
+        if isinstance(frame, dict) and frame.get("type") == "ping":
+            return await self.send_json({"type": "pong"})
+        await self.send_json(
+            messages.error("unsupported_frame", "This socket only sends; the only accepted frame is {\"type\": \"ping\"}.")
+        )
+
+    async def transcript_message(self, event: dict[str, Any]) -> None:
+        await self._forward(event["message"])
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["message"])
+        await self.close(NORMAL_CLOSURE)
+
+    async def _forward(self, message: messages.Message) -> None:
+        seq = message.get("seq", 0)
+        if seq and seq <= self.last_seq:
+            return
+        self.last_seq = max(self.last_seq, seq)
+        await self.send_json(message)

@@ -1,0 +1,133 @@
+"""HTTP edge: validate, call the lifecycle/service functions, shape the answer."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.http import JsonResponse
+from rest_framework import exceptions, generics, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from app.voice import lifecycle, session_store
+from app.voice.errors import Conflict, ServiceUnavailable
+from app.voice.livekit_gateway import get_gateway
+from app.voice.models import VoiceSession
+from app.voice.serializers import (
+    RoomIdentitySerializer,
+    SessionSerializer,
+    TranscriptEntrySerializer,
+)
+
+
+def _get_session_or_404(raw_id: str) -> VoiceSession:
+    session_id = session_store.parse_session_id(raw_id)
+    session = VoiceSession.objects.filter(pk=session_id).first() if session_id else None
+    if session is None:
+        raise exceptions.NotFound("No session with this id.")
+    return session
+
+
+class TokenView(APIView):
+    """GET /token?room=R&identity=I → a LiveKit JWT that joins room R only."""
+
+    def get(self, request: Request) -> Response:
+        params = RoomIdentitySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        room, identity = params.validated_data["room"], params.validated_data["identity"]
+        gateway = get_gateway()
+        token = gateway.mint_token(
+            room=room, identity=identity, ttl=timedelta(seconds=settings.LIVEKIT_TOKEN_TTL_SECONDS)
+        )
+        return Response({"token": token, "url": gateway.public_url, "room": room, "identity": identity})
+
+
+class SessionCreateView(APIView):
+    """POST /session {"room", "identity"} → 201 with the new session's id."""
+
+    def post(self, request: Request) -> Response:
+        body = RoomIdentitySerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            session = async_to_sync(lifecycle.start_session)(**body.validated_data)
+        except session_store.RoomBusy as busy:
+            raise Conflict(
+                "This room already has a live agent session.",
+                code="room_busy",
+                session_id=str(busy.existing.id),
+            ) from None
+        except lifecycle.AgentStartFailed:
+            raise ServiceUnavailable("The agent could not join the room; is LiveKit running?") from None
+        data = SessionSerializer(session).data
+        data["ws_path"] = f"/ws/transcript/{session.id}"
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class SessionDetailView(APIView):
+    """GET /session/{id} → its state; DELETE → stop its agent (204, also when already ended)."""
+
+    def get(self, request: Request, session_id: str) -> Response:
+        return Response(SessionSerializer(_get_session_or_404(session_id)).data)
+
+    def delete(self, request: Request, session_id: str) -> Response:
+        session = _get_session_or_404(session_id)
+        async_to_sync(lifecycle.stop_session)(session)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SessionListView(generics.ListAPIView):
+    """GET /transcripts → past and live sessions, newest first, paginated."""
+
+    serializer_class = SessionSerializer
+    queryset = VoiceSession.objects.all()
+    pagination_class = LimitOffsetPagination
+
+
+class TranscriptView(APIView):
+    """GET /transcripts/{id} → the session and its final transcript lines, in order."""
+
+    def get(self, request: Request, session_id: str) -> Response:
+        session = _get_session_or_404(session_id)
+        entries = TranscriptEntrySerializer(session.entries.order_by("seq"), many=True).data
+        return Response({"session": SessionSerializer(session).data, "entries": entries})
+
+
+def liveness(request: object) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+class ReadinessView(APIView):
+    """Ready when LiveKit answers and the channel layer carries a message."""
+
+    def get(self, request: Request) -> Response:
+        checks = {"livekit": _check(_ping_livekit), "channel_layer": _check(_ping_channel_layer)}
+        ready = all(value == "ok" for value in checks.values())
+        return Response(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+
+def _check(probe: object) -> str:
+    try:
+        async_to_sync(probe)()  # type: ignore[arg-type]
+    except Exception:
+        return "unavailable"
+    return "ok"
+
+
+async def _ping_livekit() -> None:
+    await get_gateway().ping()
+
+
+async def _ping_channel_layer() -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "ping"})
+    await asyncio.wait_for(layer.receive(channel), 2.0)

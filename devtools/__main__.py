@@ -1,0 +1,98 @@
+"""python -m devtools {setup,run,test}: the commands behind dev.sh / dev.ps1."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from devtools import setup
+from devtools.stack import ROOT, StackConfig, running_stack
+
+PYTEST_NO_TESTS = 5
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    setup.for_tests() if args.tests else setup.for_run()
+    print("setup complete")
+    return 0
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    server = setup.for_run()
+    providers = os.environ.get("VOICE_PROVIDERS") or ("openai" if os.environ.get("OPENAI_API_KEY") else "fake")
+    setup.step(f"starting LiveKit, backend and UI (providers: {providers})")
+    # SIGTERM (e.g. from a process manager) stops everything, like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    config = StackConfig(livekit_server=server, backend_port=args.backend_port, ui_port=args.ui_port)
+    with running_stack(config) as stack:
+        print(
+            f"\n  Voice agent ready:  {stack.ui_url}/chat\n"
+            f"  backend API:        {stack.backend_url}\n"
+            f"  LiveKit:            {stack.livekit_url}\n"
+            f"  logs:               {config.log_dir}\n\n  Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        try:
+            while all(p.poll() is None for p in stack.processes.values()):
+                time.sleep(0.5)  # supervise: notice a crashed child
+            dead = [n for n, p in stack.processes.items() if p.poll() is not None]
+            print(f"stopping: {', '.join(dead)} exited; see its log in {config.log_dir}")
+            return 1
+        except KeyboardInterrupt:
+            print("\nstopping…", flush=True)
+    print("stopped")
+    return 0
+
+
+def _pytest(*args: str) -> int:
+    code = subprocess.call([sys.executable, "-m", "pytest", *args], cwd=ROOT)
+    if code == PYTEST_NO_TESTS:
+        print("pytest collected no tests: treating as a failure", flush=True)
+        return 1
+    return code
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    setup.for_tests()
+    failures = 0
+    if args.suite in ("all", "unit"):
+        setup.step("unit tests")
+        failures += _pytest("tests/unit", *args.pytest_args) != 0
+    if args.suite in ("all", "e2e"):
+        setup.step("end-to-end tests (real LiveKit, Django, Flask, Chromium)")
+        failures += _pytest("tests/e2e", *args.pytest_args) != 0
+    return 1 if failures else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="dev", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("setup", help="install what is missing")
+    p.add_argument("--tests", action="store_true", help="also what the tests need")
+    p.set_defaults(func=cmd_setup)
+    p = sub.add_parser("run", help="run the voice agent locally")
+    p.add_argument("--ui-port", type=int, default=int(os.environ.get("UI_PORT", 5000)))
+    p.add_argument("--backend-port", type=int, default=int(os.environ.get("BACKEND_PORT", 8000)))
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("test", help="run the unit and end-to-end tests")
+    p.add_argument("--suite", choices=["all", "unit", "e2e"], default="all")
+    p.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+    p.set_defaults(func=cmd_test)
+    args = parser.parse_args()
+    try:
+        return args.func(args)
+    except setup.SetupError as exc:
+        print(f"setup: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Install what the run and test commands need, each step only when it is missing.
+
+Everything lands in ignored folders of the checkout (``.tools/``), never in git.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / ".tools"
+LIVEKIT_SERVER_MODULE = "github.com/livekit/livekit-server/cmd/server@v1.13.5"
+LIVEKIT_CLIENT_VERSION = "2.23.0"
+NODE_MODULES = TOOLS / "npm" / "node_modules"
+LIVEKIT_CLIENT_JS = NODE_MODULES / "livekit-client" / "dist" / "livekit-client.umd.js"
+EXE = ".exe" if os.name == "nt" else ""
+
+
+class SetupError(RuntimeError):
+    """A missing prerequisite, with the message telling the person what to do."""
+
+
+def step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def _run(cmd: list[str], *, env: dict[str, str] | None = None, what: str) -> None:
+    started = time.monotonic()
+    result = subprocess.run(cmd, env=env, cwd=ROOT)
+    if result.returncode != 0:
+        raise SetupError(f"{what} failed (exit {result.returncode}): {' '.join(cmd)}")
+    print(f"    done in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def livekit_server() -> Path:
+    """The livekit-server binary: from PATH, else built once from its Go module."""
+    on_path = shutil.which("livekit-server")
+    if on_path:
+        return Path(on_path)
+    target = TOOLS / "bin" / f"livekit-server{EXE}"
+    if target.exists():
+        return target
+    go = shutil.which("go")
+    if not go:
+        raise SetupError(
+            "livekit-server is not on PATH and Go is not installed to build it. Install Go "
+            "(https://go.dev/dl/) or livekit-server, or set LIVEKIT_URL to a running server."
+        )
+    step(f"building livekit-server from {LIVEKIT_SERVER_MODULE} (first time only; a few minutes)")
+    gobin = TOOLS / "go-build"
+    gobin.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "GOBIN": str(gobin), "GOFLAGS": "-trimpath"}
+    _run([go, "install", LIVEKIT_SERVER_MODULE], env=env, what="go install livekit-server")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(gobin / f"server{EXE}"), target)
+    return target
+
+
+def livekit_client() -> Path:
+    """livekit-client from npm, into an ignored folder that the Flask UI serves."""
+    if LIVEKIT_CLIENT_JS.exists():
+        return LIVEKIT_CLIENT_JS
+    npm = shutil.which("npm")
+    if not npm:
+        raise SetupError("npm is needed to fetch livekit-client; install Node.js 18+.")
+    step(f"installing livekit-client {LIVEKIT_CLIENT_VERSION} from npm")
+    prefix = TOOLS / "npm"
+    prefix.mkdir(parents=True, exist_ok=True)
+    _run(
+        [npm, "install", "--prefix", str(prefix), "--no-save", "--no-package-lock", "--no-audit",
+         "--no-fund", f"livekit-client@{LIVEKIT_CLIENT_VERSION}"],
+        what="npm install livekit-client",
+    )
+    if not LIVEKIT_CLIENT_JS.exists():
+        raise SetupError(f"npm finished but {LIVEKIT_CLIENT_JS} is missing")
+    return LIVEKIT_CLIENT_JS
+
+
+def _apt_install(*packages: str) -> None:
+    if platform.system() != "Linux" or not shutil.which("apt-get"):
+        raise SetupError(f"please install: {' '.join(packages)}")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    step(f"installing {' '.join(packages)} from Debian packages")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    _run([*sudo, "apt-get", "update", "-qq"], env=env, what="apt-get update")
+    _run([*sudo, "apt-get", "install", "-y", "-qq", *packages], env=env, what="apt-get install")
+
+
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/lib/chromium/chromium", "/usr/bin/chromium-browser")
+
+
+def chromium() -> Path:
+    """A Chromium for the browser tests: CHROMIUM_PATH, Debian's package, or installed now."""
+    if configured := os.environ.get("CHROMIUM_PATH"):
+        return Path(configured)
+    for candidate in CHROMIUM_CANDIDATES:
+        if Path(candidate).exists():
+            return Path(candidate)
+    _apt_install("chromium")
+    for candidate in CHROMIUM_CANDIDATES:
+        if Path(candidate).exists():
+            return Path(candidate)
+    raise SetupError("chromium was installed but not found; set CHROMIUM_PATH")
+
+
+def audio_tools() -> None:
+    """espeak-ng and sox make the fake-microphone speech files for the browser tests."""
+    missing = [tool for tool in ("espeak-ng", "sox") if not shutil.which(tool)]
+    if missing:
+        _apt_install(*missing)
+
+
+def speech_wav(text: str, path: Path, *, lead_silence: float = 2.5, tail_silence: float = 6.0) -> Path:
+    """48 kHz mono 16-bit speech (Chromium's fake mic plays it in a loop): a pause, the
+    words, then a long pause so the agent can answer before the line repeats."""
+    if path.exists():
+        return path
+    audio_tools()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-s", "150", "-w", str(raw), text], check=True)
+    subprocess.run(
+        ["sox", str(raw), "-r", "48000", "-c", "1", "-b", "16", str(path),
+         "pad", str(lead_silence), str(tail_silence)],
+        check=True,
+    )
+    raw.unlink()
+    return path
+
+
+def for_run() -> Path | None:
+    """What `run` needs: livekit-client, and a LiveKit server unless LIVEKIT_URL names one."""
+    livekit_client()
+    return None if os.environ.get("LIVEKIT_URL") else livekit_server()
+
+
+def for_tests() -> None:
+    """What `test` needs on top: the server binary always (tests start their own), Chromium, audio."""
+    livekit_client()
+    livekit_server()
+    chromium()
+    audio_tools()
+
+
+if __name__ == "__main__":
+    try:
+        for_tests() if "--tests" in sys.argv else for_run()
+    except SetupError as exc:
+        sys.exit(f"setup: {exc}")

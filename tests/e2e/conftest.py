@@ -1,0 +1,85 @@
+"""The real stack for browser tests: LiveKit dev server, Django ASGI with the in-process
+agent (Silero VAD + fake STT/LLM/TTS), the Flask UI, and Debian's Chromium with a fake
+microphone that plays generated speech. Started once per test session by the same
+launcher as the run command; artifacts (logs, screenshots) under artifacts/e2e/.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools import setup
+from devtools.stack import ROOT, Stack, StackConfig, running_stack
+
+ARTIFACTS = ROOT / "artifacts" / "e2e"
+USER_SPEECH = "Hello agent, can you hear me?"
+
+CHROMIUM_FLAGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    # Without it Chromium gathers no 127.0.0.1 ICE candidate and never reaches LiveKit.
+    "--allow-loopback-in-peer-connection",
+]
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def speech_wav(artifacts_dir: Path) -> Path:
+    return setup.speech_wav(USER_SPEECH, ROOT / "artifacts" / "audio" / "hello.wav")
+
+
+@pytest.fixture(scope="session")
+def stack(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    database = tmp_path_factory.mktemp("db") / "e2e.sqlite3"
+    config = StackConfig(
+        livekit_server=setup.livekit_server(),
+        log_dir=artifacts_dir / "logs",
+        database_url=f"sqlite:///{database}",
+        extra_env={"VOICE_PROVIDERS": "fake", "VOICE_PARTICIPANT_TIMEOUT": "20"},
+    )
+    with running_stack(config) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any], speech_wav: Path) -> dict[str, Any]:
+    """pytest-playwright cannot select Debian's Chromium by channel: point at it directly."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": str(setup.chromium()),
+        "args": [*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={speech_wav}"],
+    }
+
+
+class Backend:
+    """A tiny JSON client for asserting server-side state."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def get(self, path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(self.base_url + path, timeout=5) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+
+@pytest.fixture(scope="session")
+def backend(stack: Stack) -> Backend:
+    return Backend(stack.backend_url)

@@ -1,0 +1,43 @@
+"""Press Start, hear the agent, see both sides of the conversation, press Stop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from fakes.llm import DEFAULT_GREETING
+from fakes.stt import DEFAULT_UTTERANCES
+from tests.e2e.conftest import Backend
+from devtools.stack import Stack
+
+AUDIBLE_RMS = 0.02  # the fake TTS plays at ~0.2 RMS; silence reads ~0
+
+
+def test_start_converse_stop(page: Page, stack: Stack, backend: Backend, artifacts_dir: Path) -> None:
+    page.goto(f"{stack.ui_url}/chat")
+    status = page.locator("#status")
+    expect(status).to_have_attribute("data-state", "idle")
+
+    page.get_by_role("button", name="Start").click()
+    expect(status).to_have_attribute("data-state", "live", timeout=30_000)
+    session_id = page.evaluate("window.voiceAgent.sessionId")
+    assert backend.get(f"/session/{session_id}")[1]["status"] == "running"
+
+    # The agent greets, by voice: a final agent line and audible audio on the remote track.
+    expect(page.locator(".line.agent").first).to_have_text(f"Agent{DEFAULT_GREETING}", timeout=30_000)
+    page.wait_for_function(f"window.voiceAgent.agentPeakRms > {AUDIBLE_RMS}", timeout=30_000)
+
+    # The fake mic speaks; real VAD finds the speech; the scripted STT transcribes it.
+    expect(page.locator(".line.user").first).to_have_text(f"You{DEFAULT_UTTERANCES[0]}", timeout=45_000)
+    reply = f"You said: {DEFAULT_UTTERANCES[0]}"
+    expect(page.locator(".line.agent").nth(1)).to_have_text(f"Agent{reply}", timeout=30_000)
+    page.screenshot(path=artifacts_dir / "chat-live.png", full_page=True)
+
+    page.get_by_role("button", name="Stop").click()
+    expect(status).to_have_attribute("data-state", "idle", timeout=20_000)
+    assert page.evaluate("window.voiceAgent.wsState") == "closed"
+    assert page.evaluate("window.voiceAgent.roomState") == "disconnected"
+    expect(page.get_by_role("button", name="Start")).to_be_enabled()
+    code, session = backend.get(f"/session/{session_id}")
+    assert (code, session["status"], session["end_reason"]) == (200, "ended", "deleted")
