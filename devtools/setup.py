@@ -116,9 +116,11 @@ def audio_tools() -> None:
         _apt_install(*missing)
 
 
-def speech_wav(text: str, path: Path, *, lead_silence: float = 2.5, tail_silence: float = 6.0) -> Path:
-    """48 kHz mono 16-bit speech (Chromium's fake mic plays it in a loop): a pause, the
-    words, then a long pause so the agent can answer before the line repeats."""
+def speech_wav(
+    text: str, path: Path, *, rate: int = 48000, lead_silence: float = 2.5, tail_silence: float = 6.0
+) -> Path:
+    """Mono 16-bit speech: a pause, the words, then a pause. The defaults suit Chromium's
+    fake mic, which loops the file: the long tail lets the agent answer before it repeats."""
     if path.exists():
         return path
     audio_tools()
@@ -126,7 +128,7 @@ def speech_wav(text: str, path: Path, *, lead_silence: float = 2.5, tail_silence
     raw = path.with_suffix(".raw.wav")
     subprocess.run(["espeak-ng", "-s", "150", "-w", str(raw), text], check=True)
     subprocess.run(
-        ["sox", str(raw), "-r", "48000", "-c", "1", "-b", "16", str(path),
+        ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(path),
          "pad", str(lead_silence), str(tail_silence)],
         check=True,
     )

@@ -14,12 +14,11 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from livekit import rtc
-from livekit.agents import Agent, AgentSession, room_io, utils
+from livekit.agents import Agent, AgentSession, utils
 
 from app.voice import event_bridge, lifecycle
 from app.voice.groups import control_group
-from app.voice.livekit_gateway import get_gateway
+from app.voice.livekit_gateway import AgentRoom, get_gateway
 from app.voice.models import EndReason
 from app.voice.providers import SessionInfo, build_providers
 
@@ -31,7 +30,7 @@ GREETING_INSTRUCTIONS = "Greet the user warmly in one short sentence and offer y
 class AgentRun:
     def __init__(self, info: SessionInfo) -> None:
         self.info = info
-        self.room: rtc.Room | None = None
+        self.room: AgentRoom | None = None
         self.session: AgentSession | None = None
         self.publisher: event_bridge.TranscriptPublisher | None = None
         self._control_task: asyncio.Task[None] | None = None
@@ -59,9 +58,9 @@ class AgentRun:
         self.publisher = event_bridge.TranscriptPublisher(info.session_id)
         await self._listen_for_control()
         self.room = await get_gateway().join_room(room=info.room, identity=self.agent_identity)
-        self.room.on("participant_disconnected", self._on_participant_left)
-        self.room.on("participant_connected", self._on_participant_joined)
-        self.room.on("disconnected", self._on_room_disconnected)
+        self.room.on_participant_left(self._on_participant_left)
+        self.room.on_participant_joined(self._on_participant_joined)
+        self.room.on_connection_lost(self._on_connection_lost)
 
         self.session = AgentSession(
             vad=providers.vad,
@@ -77,17 +76,12 @@ class AgentRun:
         )
         event_bridge.attach(self.session, self.publisher.publish)
         self.session.on("close", self._on_session_close)
-        await self.session.start(
-            agent=Agent(instructions=settings.SYSTEM_PROMPT),
-            room=self.room,
-            room_options=room_io.RoomOptions(
-                participant_identity=info.identity,
-                # We end the session ourselves on any departure (see _on_participant_left).
-                close_on_disconnect=False,
-            ),
-            record=False,
+        await self.room.start_session(
+            self.session,
+            Agent(instructions=settings.SYSTEM_PROMPT),
+            participant_identity=info.identity,
         )
-        if info.identity not in self.room.remote_participants:
+        if not self.room.has_participant(info.identity):
             self._timeout_task = asyncio.create_task(self._end_if_nobody_joins())
         self.session.generate_reply(instructions=GREETING_INSTRUCTIONS)
 
@@ -108,15 +102,15 @@ class AgentRun:
         self._control_task = asyncio.create_task(listen(), name=f"control-{self.info.session_id}")
 
     # Room and session callbacks are sync: each schedules the one stop.
-    def _on_participant_left(self, participant: rtc.RemoteParticipant) -> None:
-        if participant.identity == self.info.identity:
+    def _on_participant_left(self, identity: str) -> None:
+        if identity == self.info.identity:
             self.request_stop(EndReason.PARTICIPANT_LEFT)
 
-    def _on_participant_joined(self, participant: rtc.RemoteParticipant) -> None:
-        if participant.identity == self.info.identity and self._timeout_task:
+    def _on_participant_joined(self, identity: str) -> None:
+        if identity == self.info.identity and self._timeout_task:
             self._timeout_task.cancel()
 
-    def _on_room_disconnected(self, reason: Any) -> None:
+    def _on_connection_lost(self) -> None:
         self.request_stop(EndReason.ERROR)
 
     def _on_session_close(self, ev: Any) -> None:
@@ -165,6 +159,5 @@ class AgentRun:
         if self.publisher is not None:
             await self.publisher.aclose()
         if self.room is not None:
-            self.room.off("disconnected", self._on_room_disconnected)
             with contextlib.suppress(Exception):
-                await self.room.disconnect()
+                await self.room.aclose()

@@ -1,20 +1,80 @@
-"""Everything the backend needs from a LiveKit server, behind one small class.
+"""Everything the backend needs from a LiveKit server, behind one small seam.
 
 Token minting is local (a signed JWT); joining a room and the readiness probe
-talk to the server. ``settings.LIVEKIT_GATEWAY`` names the class, so tests can
-inject a stand-in that needs no server.
+talk to the server. ``settings.LIVEKIT_GATEWAY`` names the gateway class, so
+unit tests inject ``fakes.livekit.FakeLiveKitGateway`` and need no server.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Protocol
 
 import httpx
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 from livekit import api, rtc
+from livekit.agents import Agent, AgentSession, room_io
+
+
+class AgentRoom(Protocol):
+    """The agent's presence in one room: what the session runner needs, nothing more."""
+
+    def has_participant(self, identity: str) -> bool: ...
+
+    def on_participant_joined(self, callback: Callable[[str], None]) -> None: ...
+
+    def on_participant_left(self, callback: Callable[[str], None]) -> None: ...
+
+    def on_connection_lost(self, callback: Callable[[], None]) -> None: ...
+
+    async def start_session(
+        self, session: AgentSession, agent: Agent, *, participant_identity: str
+    ) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LiveKitRoom:
+    """AgentRoom over a connected ``rtc.Room``: the session's audio flows through RoomIO."""
+
+    def __init__(self, room: rtc.Room) -> None:
+        self.room = room
+        self._closing = False
+
+    def has_participant(self, identity: str) -> bool:
+        return identity in self.room.remote_participants
+
+    def on_participant_joined(self, callback: Callable[[str], None]) -> None:
+        self.room.on("participant_connected", lambda p: callback(p.identity))
+
+    def on_participant_left(self, callback: Callable[[str], None]) -> None:
+        self.room.on("participant_disconnected", lambda p: callback(p.identity))
+
+    def on_connection_lost(self, callback: Callable[[], None]) -> None:
+        # Our own leave (aclose) is not a lost connection.
+        self.room.on("disconnected", lambda *_: None if self._closing else callback())
+
+    async def start_session(
+        self, session: AgentSession, agent: Agent, *, participant_identity: str
+    ) -> None:
+        await session.start(
+            agent=agent,
+            room=self.room,
+            room_options=room_io.RoomOptions(
+                participant_identity=participant_identity,
+                # The runner ends the session itself on any departure, network drops included.
+                close_on_disconnect=False,
+            ),
+            record=False,
+        )
+
+    async def aclose(self) -> None:
+        self._closing = True
+        await self.room.disconnect()
 
 
 class LiveKitGateway:
@@ -40,12 +100,12 @@ class LiveKitGateway:
         )
         return token.to_jwt()
 
-    async def join_room(self, *, room: str, identity: str) -> rtc.Room:
+    async def join_room(self, *, room: str, identity: str) -> AgentRoom:
         """Connect a server-side participant (the agent) to `room`."""
         connection = rtc.Room()
         token = self.mint_token(room=room, identity=identity, ttl=timedelta(minutes=5), name="Agent")
         await connection.connect(self.url, token, rtc.RoomOptions(auto_subscribe=True))
-        return connection
+        return LiveKitRoom(connection)
 
     async def ping(self, timeout: float = 2.0) -> None:
         """Raise if the LiveKit server does not answer its HTTP health check."""

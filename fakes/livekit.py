@@ -1,0 +1,210 @@
+"""A LiveKit stand-in for unit tests: real JWTs, no server, rooms with a scripted person.
+
+``FakeLiveKitGateway`` is selected by ``settings.LIVEKIT_GATEWAY``. Each room it
+"joins" holds one person, scripted in time like ``FakeUserSpeech`` in livekit/agents'
+tests: present or not, saying real audio (so real Silero VAD hears real speech)
+after a pause, then silence; the test can make them leave or cut the connection.
+The agent's audio is captured, played out in real time, and kept for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from livekit import rtc
+from livekit.agents import Agent, AgentSession
+from livekit.agents.voice.io import AudioInput, AudioOutput, AudioOutputCapabilities
+
+from app.voice.livekit_gateway import LiveKitGateway
+
+FRAME_SECONDS = 0.02
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """Mono 16-bit PCM samples and their rate."""
+    with wave.open(str(path), "rb") as wav:
+        if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
+            raise ValueError(f"{path}: expected mono 16-bit PCM")
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+        return samples, wav.getframerate()
+
+
+@dataclass
+class PersonScript:
+    """What the person in a fake room does, in time."""
+
+    present: bool = True
+    speech: np.ndarray | None = None  # int16 mono; None: the person stays silent
+    sample_rate: int = 16000
+    speak_after: float = 0.5  # seconds of silence before the speech starts
+
+    @classmethod
+    def saying(cls, wav: Path, *, speak_after: float = 0.5) -> PersonScript:
+        samples, rate = read_wav(wav)
+        return cls(speech=samples, sample_rate=rate, speak_after=speak_after)
+
+
+class ScriptedMicrophone(AudioInput):
+    """The person's microphone: silence, the scripted speech, then silence, in real time."""
+
+    def __init__(self, script: PersonScript) -> None:
+        super().__init__(label="fake-microphone")
+        rate = script.sample_rate
+        lead = np.zeros(int(script.speak_after * rate), dtype=np.int16)
+        speech = script.speech if script.speech is not None else np.zeros(0, dtype=np.int16)
+        self._audio = np.concatenate([lead, speech])
+        self._rate = rate
+        self._frame = int(rate * FRAME_SECONDS)
+        self._position = 0
+        self._clock: float | None = None
+        self.speech_ends_at: float | None = None  # monotonic time the last speech frame left
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        if self._clock is None:
+            self._clock = time.monotonic()
+        # Pace like a real microphone: frame n is available at clock + n * 20 ms.
+        self._clock += FRAME_SECONDS
+        await asyncio.sleep(max(0.0, self._clock - time.monotonic()))
+        chunk = self._audio[self._position : self._position + self._frame]
+        self._position += self._frame
+        if len(chunk) < self._frame:
+            if self.speech_ends_at is None and len(self._audio):
+                self.speech_ends_at = time.monotonic()
+            chunk = np.concatenate([chunk, np.zeros(self._frame - len(chunk), dtype=np.int16)])
+        return rtc.AudioFrame(chunk.tobytes(), self._rate, 1, self._frame)
+
+
+class SpeakerRecorder(AudioOutput):
+    """The person's speaker: plays the agent's audio in real time and keeps it."""
+
+    def __init__(self) -> None:
+        super().__init__(label="fake-speaker", capabilities=AudioOutputCapabilities(pause=False))
+        self.frames: list[rtc.AudioFrame] = []
+        self.first_audio_at: list[float] = []  # monotonic start time of each played segment
+        self._segment_started = 0.0
+        self._segment_seconds = 0.0
+        self._finish: asyncio.TimerHandle | None = None
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        await super().capture_frame(frame)
+        if not self._segment_seconds:
+            self._segment_started = time.monotonic()
+            self.first_audio_at.append(self._segment_started)
+            self.on_playback_started(created_at=time.time())
+        self._segment_seconds += frame.duration
+        self.frames.append(frame)
+
+    def flush(self) -> None:
+        super().flush()
+        if not self._segment_seconds:
+            return
+        played = self._segment_seconds
+        remaining = played - (time.monotonic() - self._segment_started)
+        if self._finish:
+            self._finish.cancel()
+        self._finish = asyncio.get_running_loop().call_later(
+            max(0.0, remaining), self._finished, played, False
+        )
+
+    def clear_buffer(self) -> None:
+        if not self._segment_seconds:
+            return
+        if self._finish:
+            self._finish.cancel()
+        self._finished(min(self._segment_seconds, time.monotonic() - self._segment_started), True)
+
+    def _finished(self, position: float, interrupted: bool) -> None:
+        self._finish = None
+        self._segment_seconds = 0.0
+        self.on_playback_finished(playback_position=position, interrupted=interrupted)
+
+    def rms(self) -> float:
+        """Loudness of everything the agent said (0 for silence)."""
+        if not self.frames:
+            return 0.0
+        samples = np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in self.frames])
+        return float(np.sqrt(np.mean((samples / 32768.0) ** 2)))
+
+
+@dataclass
+class FakeRoom:
+    """AgentRoom with one scripted person; tests drive departures and connection loss."""
+
+    name: str
+    person_identity: str | None = None
+    script: PersonScript = field(default_factory=PersonScript)
+    microphone: ScriptedMicrophone | None = None
+    speaker: SpeakerRecorder = field(default_factory=SpeakerRecorder)
+    closed: bool = False
+    _joined: list[Callable[[str], None]] = field(default_factory=list)
+    _left: list[Callable[[str], None]] = field(default_factory=list)
+    _lost: list[Callable[[], None]] = field(default_factory=list)
+
+    def has_participant(self, identity: str) -> bool:
+        return self.script.present and identity == self.person_identity
+
+    def on_participant_joined(self, callback: Callable[[str], None]) -> None:
+        self._joined.append(callback)
+
+    def on_participant_left(self, callback: Callable[[str], None]) -> None:
+        self._left.append(callback)
+
+    def on_connection_lost(self, callback: Callable[[], None]) -> None:
+        self._lost.append(callback)
+
+    async def start_session(
+        self, session: AgentSession, agent: Agent, *, participant_identity: str
+    ) -> None:
+        self.person_identity = participant_identity
+        self.microphone = ScriptedMicrophone(self.script)
+        session.input.audio = self.microphone
+        session.output.audio = self.speaker
+        await session.start(agent=agent, record=False)
+
+    # What the test makes the person (or the network) do.
+    def person_joins(self) -> None:
+        self.script.present = True
+        for callback in self._joined:
+            callback(self.person_identity or "")
+
+    def person_leaves(self) -> None:
+        self.script.present = False
+        for callback in self._left:
+            callback(self.person_identity or "")
+
+    def lose_connection(self) -> None:
+        for callback in self._lost:
+            callback()
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class FakeLiveKitGateway(LiveKitGateway):
+    """Real token minting (inherited); rooms are FakeRooms scripted by the test."""
+
+    def __init__(self, **kwargs: str) -> None:
+        super().__init__(**kwargs)
+        self.rooms: dict[str, FakeRoom] = {}
+        self.scripts: dict[str, PersonScript] = {}
+        self.reachable = True
+
+    def script_room(self, room: str, script: PersonScript) -> None:
+        self.scripts[room] = script
+
+    async def join_room(self, *, room: str, identity: str) -> FakeRoom:
+        if not self.reachable:
+            raise ConnectionError("fake LiveKit server is unreachable")
+        fake = FakeRoom(name=room, script=self.scripts.pop(room, PersonScript()))
+        self.rooms[room] = fake
+        return fake
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        if not self.reachable:
+            raise ConnectionError("fake LiveKit server is unreachable")

@@ -1,0 +1,68 @@
+"""A whole session offline: POST /session, one spoken turn heard by real Silero VAD,
+the WS stream, DELETE, and everything released afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from app.voice.models import TranscriptEntry, VoiceSession
+from fakes.livekit import FakeLiveKitGateway, PersonScript
+from fakes.llm import DEFAULT_GREETING
+from fakes.stt import DEFAULT_UTTERANCES
+from tests.unit.conftest import receive_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_one_turn_streams_the_contract_messages_then_delete_ends_it(
+    api, open_socket, gateway: FakeLiveKitGateway, speech_wav: Path
+) -> None:
+    gateway.script_room("room-1", PersonScript.saying(speech_wav, speak_after=4.0))
+    tasks_before = asyncio.all_tasks()
+
+    response = await api.post("/session", {"room": "room-1", "identity": "alice"}, content_type="application/json")
+    assert response.status_code == 201, response.content
+    session_id = response.json()["session_id"]
+    socket = await open_socket(f"/ws/transcript/{session_id}")
+
+    reply = f"You said: {DEFAULT_UTTERANCES[0]}"
+    received = await receive_until(socket, lambda m: m.get("text") == reply, timeout=30)
+    shapes = [{k: v for k, v in m.items() if k != "seq"} for m in received]
+
+    greeting = {"role": "agent", "text": DEFAULT_GREETING, "final": True}
+    user_final = {"role": "user", "text": DEFAULT_UTTERANCES[0], "final": True}
+    assert greeting in shapes
+    assert user_final in shapes
+    interims = [m for m in shapes if m.get("final") is False]
+    assert interims and all(m["role"] == "user" and DEFAULT_UTTERANCES[0].startswith(m["text"]) for m in interims)
+    # Speaking events bracket each side's speech, in order.
+    events = [(m["role"], m["event"]) for m in shapes if "event" in m]
+    assert events.index(("user", "speech_started")) < events.index(("user", "speech_ended"))
+    assert ("agent", "speech_started") in events
+    # Order of the conversation: greeting, user's final, then the reply.
+    order = [shapes.index(greeting), shapes.index(user_final), len(shapes) - 1]
+    assert order == sorted(order)
+    # Numbered without gaps from where this subscriber joined, so clients can order and dedupe.
+    seqs = [m["seq"] for m in received]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+    room = gateway.rooms["room-1"]
+    assert room.speaker.rms() > 0.05  # the agent's audio is really audio
+
+    response = await api.delete(f"/session/{session_id}")
+    assert response.status_code == 204
+    ended = await receive_until(socket, lambda m: m.get("event") == "session_ended")
+    assert ended[-1] == {"event": "session_ended", "reason": "deleted"}
+    assert (await socket.receive_output(timeout=5))["type"] == "websocket.close"
+
+    session = await VoiceSession.objects.aget(pk=session_id)
+    assert (session.status, session.end_reason) == ("ended", "deleted")
+    texts = [e.text async for e in TranscriptEntry.objects.filter(session=session).order_by("seq")]
+    assert texts[:3] == [DEFAULT_GREETING, DEFAULT_UTTERANCES[0], reply]
+    assert room.closed
+    await socket.disconnect()
+    leaked = {t for t in asyncio.all_tasks() - tasks_before if not t.done()}
+    assert not leaked, leaked

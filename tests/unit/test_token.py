@@ -1,0 +1,56 @@
+"""GET /token: a LiveKit JWT that joins one room, nothing more, for a bounded time."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from rest_framework.test import APIClient
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client() -> APIClient:
+    return APIClient()
+
+
+def test_token_grants_join_for_that_room_only(client: APIClient, settings) -> None:
+    response = client.get("/token", {"room": "room-1", "identity": "alice"})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["room"], body["identity"], body["url"]) == ("room-1", "alice", settings.LIVEKIT_PUBLIC_URL)
+
+    claims = jwt.decode(body["token"], settings.LIVEKIT_API_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "alice"
+    assert claims["iss"] == settings.LIVEKIT_API_KEY
+    assert claims["video"] == {
+        "roomJoin": True,
+        "room": "room-1",
+        "canPublish": True,
+        "canSubscribe": True,
+        "canPublishData": True,
+    }
+    assert abs(claims["exp"] - (time.time() + settings.LIVEKIT_TOKEN_TTL_SECONDS)) < 5
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"room": "room-1"},
+        {"identity": "alice"},
+        {"room": "", "identity": "alice"},
+        {"room": "has space", "identity": "alice"},
+        {"room": "room-1", "identity": "a" * 129},
+        {"room": "room/../x", "identity": "alice"},
+        {"room": "room-1", "identity": "ünïcode"},
+    ],
+)
+def test_bad_room_or_identity_is_a_clear_400(client: APIClient, query: dict) -> None:
+    response = client.get("/token", query)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert "room" in error["message"] or "identity" in error["message"]
