@@ -149,6 +149,9 @@ VOICE_PARTICIPANT_TIMEOUT = _env_float(
     "VOICE_PARTICIPANT_TIMEOUT", 30.0, minimum=1.0, maximum=600.0
 )
 
+# How long DELETE waits for the process hosting the agent to confirm it has left.
+VOICE_STOP_TIMEOUT = _env_float("VOICE_STOP_TIMEOUT", 10.0, minimum=0.1, maximum=120.0)
+
 LOG_LEVEL = _env("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,

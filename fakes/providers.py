@@ -3,11 +3,13 @@
 Latency knobs (seconds, from the environment) let benchmarks emulate real providers:
 FAKE_STT_DELAY (final transcript after end of speech), FAKE_LLM_FIRST_TOKEN_DELAY,
 FAKE_LLM_TOKEN_INTERVAL, FAKE_TTS_FIRST_AUDIO_DELAY. FAKE_STT_UTTERANCES replaces
-the script ("|" between utterances).
+the script ("|" between utterances); FAKE_STT_SCRIPTS, a JSON object of room name →
+list of utterances, gives rooms their own scripts (to tell sessions apart in tests).
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 from app.voice.providers import ProviderSet, SessionInfo, shared_vad
@@ -24,9 +26,16 @@ def _seconds(name: str) -> float:
     return value
 
 
-def build(info: SessionInfo) -> ProviderSet:
+def utterances_for(room: str) -> tuple[str, ...]:
+    per_room = json.loads(os.environ.get("FAKE_STT_SCRIPTS") or "{}")
+    if room in per_room:
+        return tuple(per_room[room])
     script = os.environ.get("FAKE_STT_UTTERANCES", "")
-    utterances = tuple(u.strip() for u in script.split("|") if u.strip()) or DEFAULT_UTTERANCES
+    return tuple(u.strip() for u in script.split("|") if u.strip()) or DEFAULT_UTTERANCES
+
+
+def build(info: SessionInfo) -> ProviderSet:
+    utterances = utterances_for(info.room)
     vad = shared_vad()
     return ProviderSet(
         vad=vad,

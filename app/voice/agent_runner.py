@@ -25,6 +25,9 @@ from app.voice.providers import SessionInfo, build_providers
 log = logging.getLogger("app.voice.agent")
 
 GREETING_INSTRUCTIONS = "Greet the user warmly in one short sentence and offer your help."
+# On close the session waits this long for a last final transcript (library default 2 s);
+# the person has left or pressed Stop, so a prompt stop matters more than a trailing word.
+CLOSE_TRANSCRIPT_TIMEOUT = 0.5
 
 
 class AgentRun:
@@ -73,6 +76,7 @@ class AgentRun:
                 "endpointing": {"min_delay": settings.VOICE_ENDPOINTING_DELAY},
                 "interruption": {"mode": "vad"},
             },
+            session_close_transcript_timeout=CLOSE_TRANSCRIPT_TIMEOUT,
         )
         event_bridge.attach(self.session, self.publisher.publish)
         self.session.on("close", self._on_session_close)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from app.voice import messages, session_store
 from app.voice.groups import control_group, transcript_group
@@ -18,9 +19,6 @@ from app.voice.models import EndReason, VoiceSession
 from app.voice.providers import SessionInfo
 
 log = logging.getLogger("app.voice.sessions")
-
-# How long DELETE waits for the hosting process to confirm the agent has left.
-STOP_REPLY_TIMEOUT = 10.0
 
 
 async def start_session(room: str, identity: str) -> VoiceSession:
@@ -51,7 +49,7 @@ async def stop_session(session: VoiceSession, reason: EndReason = EndReason.DELE
         control_group(session.id), {"type": "session.stop", "reason": reason, "reply_to": reply_to}
     )
     try:
-        await asyncio.wait_for(layer.receive(reply_to), STOP_REPLY_TIMEOUT)
+        await asyncio.wait_for(layer.receive(reply_to), settings.VOICE_STOP_TIMEOUT)
     except TimeoutError:
         # No host answered (it crashed or never started): the row must not stay live.
         log.warning("session.stop_unanswered", extra={"session_id": str(session.id)})
