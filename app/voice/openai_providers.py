@@ -21,5 +21,6 @@ def build(info: SessionInfo) -> ProviderSet:
         # Realtime transcription streams interim results; the default HTTP mode has none.
         stt=openai.STT(model=STT_MODEL, language="en", use_realtime=True, api_key=key),
         llm=openai.LLM(model=LLM_MODEL, api_key=key),
-        tts=openai.TTS(model=TTS_MODEL, voice=TTS_VOICE, api_key=key),
+        # Raw PCM: playable as it streams in, no decoder on the hot path.
+        tts=openai.TTS(model=TTS_MODEL, voice=TTS_VOICE, response_format="pcm", api_key=key),
     )
