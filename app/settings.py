@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
+    "drf_spectacular",
     "channels",
     "app.voice",
 ]
@@ -123,6 +124,21 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "app.voice.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI schema of the HTTP API, served at /openapi.json (app/voice/api_schema.py).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Voice Agent API",
+    "DESCRIPTION": "Token minting, agent sessions and transcript history. Errors are "
+    '`{"error": {"code", "message"}}`. The transcript stream is WS /ws/transcript/{session_id}.',
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "SessionStatusEnum": "app.voice.models.SessionStatus",
+        "HealthStatusEnum": ["ok", "unavailable"],
+    },
 }
 
 # LiveKit: the server the agent reaches, and the URL the browser must use.

@@ -1,4 +1,5 @@
-from django.urls import path
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularJSONAPIView
 
 from app.voice import views
 
@@ -8,9 +9,15 @@ urlpatterns = [
     path("session/<str:session_id>", views.SessionDetailView.as_view(), name="session-detail"),
     path("transcripts", views.SessionListView.as_view(), name="session-list"),
     path("transcripts/<str:session_id>", views.TranscriptView.as_view(), name="transcripts"),
-    path("healthz", views.liveness, name="liveness"),
+    path("healthz", views.LivenessView.as_view(), name="liveness"),
     path("readyz", views.ReadinessView.as_view(), name="readiness"),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
+    # Last: anything else is a JSON 404 (Django's own 404 page is HTML when DEBUG is on).
+    re_path(r"^", views.endpoint_not_found),
 ]
 
+# Errors raised outside DRF views (e.g. a disallowed Host header) keep the one error shape.
+handler400 = "app.voice.errors.bad_request"
+handler403 = "app.voice.errors.forbidden"
 handler404 = "app.voice.errors.not_found"
 handler500 = "app.voice.errors.server_error"

@@ -5,6 +5,8 @@ WebSocket close codes used by the transcript socket:
     4400  the session id in the path is malformed
     4404  no such session
     4410  the session has already ended
+
+An unknown WebSocket path is accepted only to be closed with 4404 as well.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # An unexpected error: log it for us, give the client no internals.
         log.exception("request.failed", extra={"view": type(context.get("view")).__name__})
         return Response(
-            {"error": {"code": "internal_error", "message": "Something went wrong on our side."}},
+            error_body("internal_error", "Something went wrong on our side."),
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     assert isinstance(exc, exceptions.APIException)
@@ -72,12 +74,26 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The one HTTP error shape, for responses built outside DRF's exception handler."""
+    return {"error": {"code": code, "message": message}}
+
+
+# Django-level handlers (urls.py): errors that never reach a DRF view get the same shape.
 def not_found(request: Any, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse({"error": {"code": "not_found", "message": "No such endpoint."}}, status=404)
+    return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
+
+
+def bad_request(request: Any, exception: Exception | None = None) -> JsonResponse:
+    # Reached for a disallowed Host header and other suspicious requests.
+    return JsonResponse(error_body("bad_request", "The request was refused."), status=400)
+
+
+def forbidden(request: Any, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("forbidden", "Not allowed."), status=403)
 
 
 def server_error(request: Any) -> JsonResponse:
     return JsonResponse(
-        {"error": {"code": "internal_error", "message": "Something went wrong on our side."}},
-        status=500,
+        error_body("internal_error", "Something went wrong on our side."), status=500
     )

@@ -1,7 +1,9 @@
 from django.urls import re_path
 
-from app.voice.transcript_consumer import TranscriptConsumer
+from app.voice.transcript_consumer import TranscriptConsumer, UnknownPathConsumer
 
 websocket_urlpatterns = [
     re_path(r"^ws/transcript/(?P<session_id>[^/]+)/?$", TranscriptConsumer.as_asgi()),
+    # Last: any other path is closed with 4404 instead of URLRouter raising ValueError.
+    re_path(r"^", UnknownPathConsumer.as_asgi()),
 ]

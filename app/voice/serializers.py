@@ -5,13 +5,35 @@ from rest_framework import serializers
 
 from app.voice.models import TranscriptEntry, VoiceSession
 
-NAME_RULE = RegexValidator(
+class FullMatchValidator(RegexValidator):
+    """RegexValidator that matches the whole value: `$` alone would let "room\n" through.
+
+    The pattern stays ECMA-compatible for the OpenAPI schema; the match is `fullmatch`.
+    """
+
+    def __call__(self, value: object) -> None:
+        if not isinstance(value, str) or not self.regex.fullmatch(value):
+            raise serializers.ValidationError(self.message, code=self.code)
+
+
+NAME_RULE = FullMatchValidator(
     r"^[A-Za-z0-9_.-]{1,128}$", "Use 1 to 128 characters: letters, digits, '_', '.', '-'."
 )
 
 
+class StrictCharField(serializers.CharField):
+    """A string, not a number or a bool turned into one: wrong JSON types are a 400."""
+
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def _name_field() -> serializers.CharField:
-    return serializers.CharField(max_length=128, trim_whitespace=False, validators=[NAME_RULE])
+    return StrictCharField(max_length=128, trim_whitespace=False, validators=[NAME_RULE])
 
 
 class RoomIdentitySerializer(serializers.Serializer):
@@ -49,3 +71,36 @@ class TranscriptEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = TranscriptEntry
         fields = ["seq", "role", "text", "created_at"]
+
+
+class TokenSerializer(serializers.Serializer):
+    """GET /token's answer: the JWT and the LiveKit URL the browser must use."""
+
+    token = serializers.CharField()
+    url = serializers.CharField()
+    room = serializers.CharField()
+    identity = serializers.CharField()
+
+
+class SessionCreatedSerializer(SessionSerializer):
+    """POST /session's answer: the session plus where its transcript socket lives."""
+
+    ws_path = serializers.SerializerMethodField()
+
+    class Meta(SessionSerializer.Meta):
+        fields = [*SessionSerializer.Meta.fields, "ws_path"]
+
+    def get_ws_path(self, obj: VoiceSession) -> str:
+        return f"/ws/transcript/{obj.id}"
+
+
+class TranscriptSerializer(serializers.Serializer):
+    """GET /transcripts/{id}: the session's metadata and its final lines in order."""
+
+    session = SessionSerializer()
+    entries = TranscriptEntrySerializer(many=True)
+
+
+class HealthSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "unavailable"])
+    checks = serializers.DictField(child=serializers.ChoiceField(choices=["ok", "unavailable"]), required=False)

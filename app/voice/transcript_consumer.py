@@ -31,14 +31,16 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
         session_id = session_store.parse_session_id(self.scope["url_route"]["kwargs"]["session_id"])
         if session_id is None:
             return await self.close(WS_CLOSE_MALFORMED_ID)
-        session = await session_store.get_session(session_id)
-        if session is None:
-            return await self.close(WS_CLOSE_UNKNOWN_SESSION)
-        if not session.is_live:
-            return await self.close(WS_CLOSE_SESSION_ENDED)
-        # Join before reading history, so nothing falls between the two; seq drops repeats.
+        # Join before reading the state and the history, so nothing falls between them:
+        # a session that ends from here on reaches us as a group message; seq drops repeats.
         self.group = transcript_group(session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        session = await session_store.get_session(session_id)
+        if session is None or not session.is_live:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.group = None
+            code = WS_CLOSE_UNKNOWN_SESSION if session is None else WS_CLOSE_SESSION_ENDED
+            return await self.close(code)
         for entry in await session_store.final_transcripts(session_id):
             await self._forward(
                 messages.with_seq(messages.transcript(entry.role, entry.text, final=True), entry.seq)
@@ -73,3 +75,14 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
             return
         self.last_seq = max(self.last_seq, seq)
         await self.send_json(message)
+
+
+class UnknownPathConsumer(AsyncJsonWebsocketConsumer):
+    """Any WebSocket path but the transcript one: refused with 4404, nothing else."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(WS_CLOSE_UNKNOWN_SESSION)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        return None  # closed already; a frame racing the close is dropped

@@ -8,7 +8,8 @@ from datetime import timedelta
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -16,13 +17,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.voice import lifecycle, session_store
-from app.voice.errors import Conflict, ServiceUnavailable
+from app.voice.api_schema import SESSION_ID, errors
+from app.voice.errors import Conflict, ServiceUnavailable, error_body
 from app.voice.livekit_gateway import get_gateway
 from app.voice.models import VoiceSession
 from app.voice.serializers import (
+    HealthSerializer,
     RoomIdentitySerializer,
+    SessionCreatedSerializer,
     SessionSerializer,
+    TokenSerializer,
     TranscriptEntrySerializer,
+    TranscriptSerializer,
 )
 
 
@@ -37,6 +43,7 @@ def _get_session_or_404(raw_id: str) -> VoiceSession:
 class TokenView(APIView):
     """GET /token?room=R&identity=I → a LiveKit JWT that joins room R only."""
 
+    @extend_schema(parameters=[RoomIdentitySerializer], responses={200: TokenSerializer, **errors(400)})
     def get(self, request: Request) -> Response:
         params = RoomIdentitySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -51,6 +58,10 @@ class TokenView(APIView):
 class SessionCreateView(APIView):
     """POST /session {"room", "identity"} → 201 with the new session's id."""
 
+    @extend_schema(
+        request=RoomIdentitySerializer,
+        responses={201: SessionCreatedSerializer, **errors(400, 409, 415, 503)},
+    )
     def post(self, request: Request) -> Response:
         body = RoomIdentitySerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -64,47 +75,63 @@ class SessionCreateView(APIView):
             ) from None
         except lifecycle.AgentStartFailed:
             raise ServiceUnavailable("The agent could not join the room; is LiveKit running?") from None
-        data = SessionSerializer(session).data
-        data["ws_path"] = f"/ws/transcript/{session.id}"
-        return Response(data, status=status.HTTP_201_CREATED)
+        return Response(SessionCreatedSerializer(session).data, status=status.HTTP_201_CREATED)
 
 
 class SessionDetailView(APIView):
     """GET /session/{id} → its state; DELETE → stop its agent (204, also when already ended)."""
 
+    @extend_schema(parameters=[SESSION_ID], responses={200: SessionSerializer, **errors(404)})
     def get(self, request: Request, session_id: str) -> Response:
         return Response(SessionSerializer(_get_session_or_404(session_id)).data)
 
+    @extend_schema(
+        parameters=[SESSION_ID],
+        responses={204: OpenApiResponse(description="Stopped (or had already ended)."), **errors(404)},
+    )
     def delete(self, request: Request, session_id: str) -> Response:
         session = _get_session_or_404(session_id)
         async_to_sync(lifecycle.stop_session)(session)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class HistoryPagination(LimitOffsetPagination):
+    """?limit=&offset=; a page is bounded even when the client asks for everything."""
+
+    default_limit = 20
+    max_limit = 100
+
+
 class SessionListView(generics.ListAPIView):
     """GET /transcripts → past and live sessions, newest first, paginated."""
 
     serializer_class = SessionSerializer
-    queryset = VoiceSession.objects.all()
-    pagination_class = LimitOffsetPagination
+    queryset = VoiceSession.objects.order_by("-created_at", "-id")
+    pagination_class = HistoryPagination
 
 
 class TranscriptView(APIView):
     """GET /transcripts/{id} → the session and its final transcript lines, in order."""
 
+    @extend_schema(parameters=[SESSION_ID], responses={200: TranscriptSerializer, **errors(404)})
     def get(self, request: Request, session_id: str) -> Response:
         session = _get_session_or_404(session_id)
         entries = TranscriptEntrySerializer(session.entries.order_by("seq"), many=True).data
         return Response({"session": SessionSerializer(session).data, "entries": entries})
 
 
-def liveness(request: object) -> JsonResponse:
-    return JsonResponse({"status": "ok"})
+class LivenessView(APIView):
+    """The process is up and serving requests; nothing else is checked."""
+
+    @extend_schema(responses={200: HealthSerializer})
+    def get(self, request: Request) -> Response:
+        return Response({"status": "ok"})
 
 
 class ReadinessView(APIView):
     """Ready when LiveKit answers and the channel layer carries a message."""
 
+    @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer})
     def get(self, request: Request) -> Response:
         checks = {"livekit": _check(_ping_livekit), "channel_layer": _check(_ping_channel_layer)}
         ready = all(value == "ok" for value in checks.values())
@@ -131,3 +158,8 @@ async def _ping_channel_layer() -> None:
     channel = await layer.new_channel()
     await layer.send(channel, {"type": "ping"})
     await asyncio.wait_for(layer.receive(channel), 2.0)
+
+
+def endpoint_not_found(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
+    """Catch-all route: unknown paths answer in the error shape even with DEBUG on."""
+    return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
