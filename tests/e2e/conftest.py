@@ -20,6 +20,13 @@ from devtools.stack import ROOT, Stack, StackConfig, running_stack
 
 ARTIFACTS = ROOT / "artifacts" / "e2e"
 USER_SPEECH = "Hello agent, can you hear me?"
+# Rooms with their own fake-STT script, so tests can tell sessions apart (no cross-talk).
+ROOM_SCRIPTS = {
+    "alpha-room": ["Alpha here, over."],
+    "bravo-room": ["Bravo here, over."],
+    "charlie-room": ["Charlie here, over."],
+    "delta-room": ["Delta here, over."],
+}
 
 CHROMIUM_FLAGS = [
     "--disable-gpu",
@@ -50,7 +57,11 @@ def stack(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         livekit_server=setup.livekit_server(),
         log_dir=artifacts_dir / "logs",
         database_url=f"sqlite:///{database}",
-        extra_env={"VOICE_PROVIDERS": "fake", "VOICE_PARTICIPANT_TIMEOUT": "20"},
+        extra_env={
+            "VOICE_PROVIDERS": "fake",
+            "VOICE_PARTICIPANT_TIMEOUT": "20",
+            "FAKE_STT_SCRIPTS": json.dumps(ROOM_SCRIPTS),
+        },
     )
     with running_stack(config) as running:
         yield running
