@@ -122,7 +122,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["app.voice.parsers.BoundedJSONParser"],
     "EXCEPTION_HANDLER": "app.voice.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
@@ -165,6 +165,18 @@ VOICE_PARTICIPANT_TIMEOUT = _env_float(
     "VOICE_PARTICIPANT_TIMEOUT", 30.0, minimum=1.0, maximum=600.0
 )
 
+# Where agents run: "inprocess" (inside this ASGI process; one machine) or "dispatch"
+# (LiveKit dispatches each session to a `python -m app.voice.agent_worker start` worker).
+VOICE_AGENT_HOST = _env("VOICE_AGENT_HOST", "inprocess")
+if VOICE_AGENT_HOST not in {"inprocess", "dispatch"}:
+    raise ImproperlyConfigured("VOICE_AGENT_HOST must be inprocess or dispatch")
+VOICE_AGENT_NAME = _env("VOICE_AGENT_NAME", "voice-agent")
+# How long POST /session waits for a dispatched agent to report that it has started.
+VOICE_START_TIMEOUT = _env_float("VOICE_START_TIMEOUT", 20.0, minimum=1.0, maximum=120.0)
+# Live agents touch their session row this often; a row silent for the timeout belongs to a
+# host that died, and is ended (reason error) by the sweeper in every web process.
+VOICE_HEARTBEAT_INTERVAL = _env_float("VOICE_HEARTBEAT_INTERVAL", 5.0, minimum=0.1, maximum=60.0)
+VOICE_HEARTBEAT_TIMEOUT = _env_float("VOICE_HEARTBEAT_TIMEOUT", 20.0, minimum=0.5, maximum=600.0)
 # How long DELETE waits for the process hosting the agent to confirm it has left.
 VOICE_STOP_TIMEOUT = _env_float("VOICE_STOP_TIMEOUT", 10.0, minimum=0.1, maximum=120.0)
 

@@ -17,7 +17,6 @@ from typing import Any
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 log = logging.getLogger("app.voice.errors")
 
@@ -34,6 +33,12 @@ class Conflict(exceptions.APIException):
     def __init__(self, detail: str, code: str = "conflict", **extra: Any) -> None:
         super().__init__(detail, code)
         self.extra = extra
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+    default_detail = "The request body is too large."
 
 
 class ServiceUnavailable(exceptions.APIException):
@@ -59,6 +64,9 @@ def _code(exc: exceptions.APIException) -> str:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    # Imported here: rest_framework.views loads the parser classes, which import this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is None:
         # An unexpected error: log it for us, give the client no internals.

@@ -20,6 +20,8 @@ from app.voice.errors import (
 from app.voice.groups import transcript_group
 
 NORMAL_CLOSURE = 1000
+# The only frame a client may send is a ping; anything longer is not parsed at all.
+MAX_CLIENT_FRAME_CHARS = 1024
 
 
 class TranscriptConsumer(AsyncJsonWebsocketConsumer):
@@ -52,10 +54,12 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The socket is server-to-client; answer anything else with an error frame."""
-        try:
-            frame = json.loads(text_data) if text_data is not None else None
-        except ValueError:
-            frame = None
+        frame = None
+        if text_data is not None and len(text_data) <= MAX_CLIENT_FRAME_CHARS:
+            try:
+                frame = json.loads(text_data)
+            except (ValueError, RecursionError):  # RecursionError: deeply nested arrays
+                frame = None
         if isinstance(frame, dict) and frame.get("type") == "ping":
             return await self.send_json({"type": "pong"})
         await self.send_json(

@@ -190,3 +190,12 @@ def test_a_host_not_in_allowed_hosts_is_refused_in_the_error_shape(client: APICl
     settings.ALLOWED_HOSTS = ["voice.example.com"]
     assert_error(client.get("/healthz", HTTP_HOST="evil.example.com"), 400, "bad_request")
     assert client.get("/healthz", HTTP_HOST="voice.example.com").status_code == 200
+
+
+def test_deeply_nested_json_is_400_not_500(client: APIClient) -> None:
+    assert_error(client.post("/session", "[" * 10_000, content_type=JSON), 400, "parse_error")
+
+
+def test_an_oversized_body_is_413(client: APIClient) -> None:
+    body = json.dumps({"room": "room-1", "identity": "alice", "pad": "x" * 100_000})
+    assert_error(client.post("/session", body, content_type=JSON), 413, "payload_too_large")

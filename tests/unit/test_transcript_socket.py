@@ -1,0 +1,160 @@
+"""WS /ws/transcript/{id}: refusal codes, late-subscriber replay without duplicates,
+bad client frames, ping/pong, and the close after session_ended.
+
+Sessions here are rows in the created → running state machine with no agent: the
+socket's behaviour depends only on the stored state and the channel-layer group.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from app.asgi import application
+from app.voice import lifecycle, messages, session_store
+from app.voice.errors import WS_CLOSE_MALFORMED_ID, WS_CLOSE_SESSION_ENDED, WS_CLOSE_UNKNOWN_SESSION
+from app.voice.groups import transcript_group
+from app.voice.models import EndReason, VoiceSession
+from app.voice.providers import SessionInfo
+from tests.unit.conftest import ORIGIN
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def live_session(room: str = "room-1") -> VoiceSession:
+    session = await session_store.create_session(room, "alice")
+    await session_store.mark_running(session.id)
+    return session
+
+
+async def publish(session_id: object, message: messages.Message) -> None:
+    """What the event bridge does for every message of a session."""
+    await get_channel_layer().group_send(
+        transcript_group(str(session_id)), {"type": "transcript.message", "message": message}
+    )
+
+
+async def closed_with(socket: WebsocketCommunicator) -> int:
+    output = await socket.receive_output(timeout=5)
+    assert output["type"] == "websocket.close", output
+    return output["code"]
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/ws/transcript/not-a-uuid", WS_CLOSE_MALFORMED_ID),
+        ("/ws/transcript/12345", WS_CLOSE_MALFORMED_ID),
+        (f"/ws/transcript/{uuid.uuid4()}", WS_CLOSE_UNKNOWN_SESSION),
+        (f"/ws/transcript/{uuid.uuid4()}/", WS_CLOSE_UNKNOWN_SESSION),
+        # Paths no route matches: refused, where URLRouter alone would raise.
+        ("/ws/nope", WS_CLOSE_UNKNOWN_SESSION),
+        ("/ws/transcript/a/b", WS_CLOSE_UNKNOWN_SESSION),
+        ("/", WS_CLOSE_UNKNOWN_SESSION),
+    ],
+)
+async def test_bad_ids_and_paths_are_closed_with_4xxx(open_socket, path: str, code: int) -> None:
+    socket = await open_socket(path)
+    assert await closed_with(socket) == code
+
+
+async def test_an_ended_session_is_closed_with_4410(open_socket) -> None:
+    session = await live_session()
+    await session_store.mark_ended(session.id, EndReason.DELETED)
+    socket = await open_socket(f"/ws/transcript/{session.id}")
+    assert await closed_with(socket) == WS_CLOSE_SESSION_ENDED
+
+
+async def test_late_subscriber_gets_earlier_finals_with_seq_then_live_ones_without_duplicates(
+    open_socket,
+) -> None:
+    session = await live_session()
+    # Finals 1 and 3 happened before this client connected (2 was an interim, not stored).
+    await session_store.save_final_transcript(session.id, 3, "user", "hi there")
+    await session_store.save_final_transcript(session.id, 1, "agent", "Hello!")
+
+    socket = await open_socket(f"/ws/transcript/{session.id}")
+    replayed = [await socket.receive_json_from(timeout=5) for _ in range(2)]
+    assert replayed == [
+        {"role": "agent", "text": "Hello!", "final": True, "seq": 1},
+        {"role": "user", "text": "hi there", "final": True, "seq": 3},
+    ]
+
+    # Live messages the replay already covered (or older ones) are not sent again.
+    await publish(session.id, messages.with_seq(messages.transcript("user", "hi there", final=True), 3))
+    await publish(session.id, messages.with_seq(messages.transcript("user", "hi", final=False), 2))
+    await publish(session.id, messages.with_seq(messages.speech("agent", "speech_started"), 4))
+    await publish(session.id, messages.with_seq(messages.speech("agent", "speech_started"), 4))
+    await publish(session.id, messages.with_seq(messages.transcript("agent", "How can I help?", final=True), 5))
+    assert await socket.receive_json_from(timeout=5) == {"role": "agent", "event": "speech_started", "seq": 4}
+    assert await socket.receive_json_from(timeout=5) == {
+        "role": "agent", "text": "How can I help?", "final": True, "seq": 5
+    }
+
+    # A second, later subscriber gets the stored finals again, in order; the first gets none twice.
+    late = await open_socket(f"/ws/transcript/{session.id}")
+    assert [m["seq"] for m in [await late.receive_json_from(timeout=5) for _ in range(2)]] == [1, 3]
+    await lifecycle.end_session(SessionInfo(str(session.id), session.room, session.identity), EndReason.DELETED)
+    for client in (socket, late):
+        assert await client.receive_json_from(timeout=5) == messages.session_ended("deleted")
+        assert await closed_with(client) == 1000
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"text": "not json"},
+        {"text": ""},
+        {"text": "[]"},
+        {"text": "null"},
+        {"text": "{}"},
+        {"text": '{"type": "pong"}'},
+        {"text": '{"type": 5}'},
+        {"text": '{"type": ["ping"]}'},
+        {"text": "[" * 100_000},  # deeper than the JSON parser's recursion limit
+        {"text": "x" * 200_000},
+        {"bytes": b"\x00\xff\xfe binary"},
+        {"bytes": b""},
+        {"bytes": b'{"type": "ping"}'},
+    ],
+)
+async def test_bad_client_frames_get_an_error_frame_and_the_socket_lives_on(open_socket, frame: dict) -> None:
+    session = await live_session()
+    socket = await open_socket(f"/ws/transcript/{session.id}")
+    await socket.send_input({"type": "websocket.receive", **frame})
+    reply = await socket.receive_json_from(timeout=5)
+    assert reply == messages.error(reply["error"]["code"], reply["error"]["message"])
+    assert reply["error"]["code"] == "unsupported_frame"
+    # Still serving: ping answers, and live messages still arrive.
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
+    await publish(session.id, messages.with_seq(messages.transcript("user", "still here", final=True), 1))
+    assert (await socket.receive_json_from(timeout=5))["text"] == "still here"
+
+
+async def test_the_socket_closes_after_session_ended_and_cannot_reopen(open_socket) -> None:
+    session = await live_session()
+    socket = await open_socket(f"/ws/transcript/{session.id}")
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
+
+    await lifecycle.end_session(
+        SessionInfo(str(session.id), session.room, session.identity), EndReason.PARTICIPANT_LEFT
+    )
+    assert await socket.receive_json_from(timeout=5) == {"event": "session_ended", "reason": "participant_left"}
+    assert await closed_with(socket) == 1000
+
+    again = await open_socket(f"/ws/transcript/{session.id}")
+    assert await closed_with(again) == WS_CLOSE_SESSION_ENDED
+
+
+async def test_unknown_path_with_a_foreign_origin_is_refused_at_the_handshake() -> None:
+    socket = WebsocketCommunicator(application, "/ws/nope", headers=[(b"origin", b"http://evil.example")])
+    connected, _ = await socket.connect()
+    assert not connected
+    await socket.disconnect()
+    # The allowed origin is the one the fixtures use.
+    assert ORIGIN[1].startswith(b"http://127.0.0.1")
