@@ -150,7 +150,8 @@ LIVEKIT_TOKEN_TTL_SECONDS = _env_int("LIVEKIT_TOKEN_TTL_SECONDS", 900, minimum=6
 
 # Voice pipeline. A provider set is named (or given as a dotted path to a builder).
 OPENAI_API_KEY = _env("OPENAI_API_KEY")
-VOICE_PROVIDERS = _env("VOICE_PROVIDERS", "openai" if OPENAI_API_KEY else "fake")
+# Production never falls back to the fakes silently: it must name them to use them.
+VOICE_PROVIDERS = _env("VOICE_PROVIDERS", "openai" if OPENAI_API_KEY or PRODUCTION else "fake")
 if PRODUCTION and VOICE_PROVIDERS == "openai" and not OPENAI_API_KEY:
     raise ImproperlyConfigured("OPENAI_API_KEY must be set when VOICE_PROVIDERS=openai")
 SYSTEM_PROMPT = _env(

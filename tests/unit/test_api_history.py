@@ -1,0 +1,89 @@
+"""GET /transcripts (paginated, newest first) and GET /transcripts/{id} (metadata + finals)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from app.voice.models import TranscriptEntry, VoiceSession
+from tests.unit.api_fixtures import assert_error
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client() -> APIClient:
+    return APIClient()
+
+
+def make_sessions(count: int) -> list[VoiceSession]:
+    """Ended sessions created a minute apart; returned newest first."""
+    now = timezone.now()
+    sessions = []
+    for i in range(count):
+        session = VoiceSession.objects.create(room=f"room-{i}", identity="alice", status="ended", end_reason="deleted")
+        VoiceSession.objects.filter(pk=session.pk).update(
+            created_at=now - timedelta(minutes=count - i),
+            started_at=now - timedelta(minutes=count - i),
+            ended_at=now - timedelta(minutes=count - i) + timedelta(seconds=42),
+        )
+        sessions.append(session)
+    return sessions[::-1]
+
+
+def test_list_is_newest_first_and_paginated(client: APIClient) -> None:
+    newest_first = [str(s.id) for s in make_sessions(5)]
+    page = client.get("/transcripts", {"limit": 2}).json()
+    assert page["count"] == 5
+    assert [s["session_id"] for s in page["results"]] == newest_first[:2]
+    assert page["previous"] is None and "offset=2" in page["next"]
+    page = client.get("/transcripts", {"limit": 2, "offset": 4}).json()
+    assert [s["session_id"] for s in page["results"]] == newest_first[4:]
+    assert page["next"] is None
+    first = client.get("/transcripts").json()["results"][0]
+    assert set(first) == {
+        "session_id", "room", "identity", "status", "end_reason",
+        "created_at", "started_at", "ended_at", "duration_seconds",
+    }
+    assert (first["status"], first["end_reason"], first["duration_seconds"]) == ("ended", "deleted", 42.0)
+
+
+def test_pages_are_bounded_and_bad_paging_values_fall_back(client: APIClient) -> None:
+    make_sessions(25)
+    assert len(client.get("/transcripts").json()["results"]) == 20  # default page
+    assert len(client.get("/transcripts", {"limit": 1000}).json()["results"]) == 25  # max 100
+    for bad in ({"limit": "abc"}, {"limit": -3}, {"offset": "x"}, {"offset": -1}, {"limit": "1e9"}):
+        response = client.get("/transcripts", bad)
+        assert response.status_code == 200, (bad, response.content)
+        assert response.json()["count"] == 25
+
+
+def test_empty_history_is_an_empty_page(client: APIClient) -> None:
+    assert client.get("/transcripts").json() == {"count": 0, "next": None, "previous": None, "results": []}
+
+
+def test_detail_has_metadata_and_finals_in_order(client: APIClient) -> None:
+    session = make_sessions(1)[0]
+    for seq, role, text in [(7, "agent", "You said: hi"), (1, "agent", "Hello!"), (4, "user", "hi")]:
+        TranscriptEntry.objects.create(session=session, seq=seq, role=role, text=text)
+    body = client.get(f"/transcripts/{session.id}").json()
+    assert body["session"]["session_id"] == str(session.id)
+    assert body["session"]["room"] == "room-0"
+    assert [(e["seq"], e["role"], e["text"]) for e in body["entries"]] == [
+        (1, "agent", "Hello!"), (4, "user", "hi"), (7, "agent", "You said: hi"),
+    ]
+    assert all(set(e) == {"seq", "role", "text", "created_at"} for e in body["entries"])
+
+
+def test_detail_of_a_session_without_finals_has_no_entries(client: APIClient) -> None:
+    session = make_sessions(1)[0]
+    assert client.get(f"/transcripts/{session.id}").json()["entries"] == []
+
+
+@pytest.mark.parametrize("raw_id", [str(uuid.uuid4()), "nope", "12", "x" * 200])
+def test_detail_of_an_unknown_or_malformed_id_is_404(client: APIClient, raw_id: str) -> None:
+    assert_error(client.get(f"/transcripts/{raw_id}"), 404, "not_found")

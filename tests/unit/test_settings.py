@@ -1,0 +1,130 @@
+"""Settings from the environment: production refuses to start without its variables
+(naming the missing one, never a value), CORS is an allow-list in development and
+same-origin in production, DJANGO_ALLOWED_HOSTS and DATABASE_URL are honoured.
+
+Production settings are evaluated in a subprocess with a controlled environment,
+so this test process's settings module is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+ROOT = Path(__file__).resolve().parents[2]
+FLASK_ORIGIN = "http://127.0.0.1:5000"
+
+PRODUCTION = {
+    "DJANGO_ENV": "production",
+    "DJANGO_SECRET_KEY": "prod-secret-key-value-0123456789",
+    "DJANGO_ALLOWED_HOSTS": "voice.example.com, api.voice.example.com",
+    "LIVEKIT_URL": "wss://livekit.example.com",
+    "LIVEKIT_API_KEY": "APIprodkey0123",
+    "LIVEKIT_API_SECRET": "prod-livekit-secret-0123456789",
+    "OPENAI_API_KEY": "sk-prod-0123456789abcdefghijklmnop",
+    "CORS_ORIGINS": "http://evil.example:5000",
+    "DATABASE_URL": "postgres://voice:pw-0123456789@db.internal:5432/voice",
+    "REDIS_URL": "redis://redis.internal:6379/0",
+}
+REQUIRED_IN_PRODUCTION = [
+    "DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "LIVEKIT_URL", "LIVEKIT_API_KEY",
+    "LIVEKIT_API_SECRET", "OPENAI_API_KEY",
+]
+PROBE = (
+    "import json, app.settings as s; print(json.dumps({k: getattr(s, k) for k in "
+    "('DEBUG', 'ALLOWED_HOSTS', 'CORS_ALLOWED_ORIGINS', 'DATABASES', 'CHANNEL_LAYERS', "
+    "'SECURE_SSL_REDIRECT', 'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE') if hasattr(s, k)}, default=str))"
+)
+
+
+def load_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
+
+
+def settings_of(env: dict[str, str]) -> dict:
+    result = load_settings(env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_production_is_locked_down_and_reads_everything_from_the_environment() -> None:
+    prod = settings_of(PRODUCTION)
+    assert prod["DEBUG"] is False
+    assert prod["ALLOWED_HOSTS"] == ["voice.example.com", "api.voice.example.com"]
+    assert prod["CORS_ALLOWED_ORIGINS"] == []  # same-origin only, whatever CORS_ORIGINS says
+    assert prod["SECURE_SSL_REDIRECT"] and prod["SESSION_COOKIE_SECURE"] and prod["CSRF_COOKIE_SECURE"]
+    db = prod["DATABASES"]["default"]
+    assert (db["ENGINE"], db["NAME"], db["HOST"], db["PORT"], db["USER"]) == (
+        "django.db.backends.postgresql", "voice", "db.internal", 5432, "voice"
+    )
+    assert prod["CHANNEL_LAYERS"]["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+
+
+@pytest.mark.parametrize("missing", REQUIRED_IN_PRODUCTION)
+def test_production_refuses_to_start_naming_the_missing_variable_and_no_value(missing: str) -> None:
+    env = {k: v for k, v in PRODUCTION.items() if k != missing}
+    result = load_settings(env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert missing in result.stderr.splitlines()[-1]
+    for name, value in PRODUCTION.items():
+        if name not in ("DJANGO_ENV", "DJANGO_ALLOWED_HOSTS", "CORS_ORIGINS"):
+            assert value not in result.stderr, f"{name}'s value leaked"
+
+
+def test_production_with_fake_providers_needs_no_openai_key() -> None:
+    env = {k: v for k, v in PRODUCTION.items() if k != "OPENAI_API_KEY"}
+    assert settings_of({**env, "VOICE_PROVIDERS": "fake"})["DEBUG"] is False
+
+
+def test_development_defaults_allow_the_flask_origin_and_sqlite() -> None:
+    dev = settings_of({"DJANGO_ENV": "development"})
+    assert FLASK_ORIGIN in dev["CORS_ALLOWED_ORIGINS"]
+    assert dev["DATABASES"]["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert dev["CHANNEL_LAYERS"]["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+    custom = settings_of(
+        {"DJANGO_ENV": "development", "CORS_ORIGINS": "http://ui.local:8080, http://x.local",
+         "DJANGO_ALLOWED_HOSTS": "api.local"}
+    )
+    assert custom["CORS_ALLOWED_ORIGINS"] == ["http://ui.local:8080", "http://x.local"]
+    assert custom["ALLOWED_HOSTS"] == ["api.local"]
+
+
+def test_a_bad_environment_name_is_refused() -> None:
+    result = load_settings({"DJANGO_ENV": "staging"})
+    assert result.returncode != 0 and "DJANGO_ENV" in result.stderr
+
+
+# CORS in the running (development) app: the Flask origin gets the headers, others do not.
+@pytest.mark.django_db
+def test_cors_allows_the_flask_origin_including_preflight() -> None:
+    client = APIClient()
+    response = client.get("/healthz", HTTP_ORIGIN=FLASK_ORIGIN)
+    assert response["Access-Control-Allow-Origin"] == FLASK_ORIGIN
+    preflight = client.options(
+        "/session",
+        HTTP_ORIGIN=FLASK_ORIGIN,
+        HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
+        HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type",
+    )
+    assert preflight.status_code == 200
+    assert preflight["Access-Control-Allow-Origin"] == FLASK_ORIGIN
+    assert {"POST", "DELETE"} <= {m.strip() for m in preflight["Access-Control-Allow-Methods"].split(",")}
+    assert "content-type" in preflight["Access-Control-Allow-Headers"]
+
+
+@pytest.mark.django_db
+def test_cors_gives_nothing_to_other_origins_and_to_everyone_when_locked_down(settings) -> None:
+    client = APIClient()
+    assert "Access-Control-Allow-Origin" not in client.get("/healthz", HTTP_ORIGIN="http://evil.example")
+    settings.CORS_ALLOWED_ORIGINS = []  # what production sets
+    assert "Access-Control-Allow-Origin" not in client.get("/healthz", HTTP_ORIGIN=FLASK_ORIGIN)
