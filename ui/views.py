@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, abort, current_app, render_template, send_from_directory
 from werkzeug.wrappers import Response
 
@@ -16,12 +18,22 @@ def index() -> str:
 
 @pages.get("/chat")
 def chat() -> str:
-    return render_template("chat.html", backend_url=current_app.config["BACKEND_URL"])
+    return render_template("chat.html")
 
 
 @pages.get("/history")
 def history() -> str:
-    return render_template("history.html", backend_url=current_app.config["BACKEND_URL"])
+    return render_template("history.html")
+
+
+@pages.get("/history/<session_id>")
+def history_detail(session_id: str) -> str:
+    """One conversation's transcript; the id is checked here so a typo gets a plain 404."""
+    try:
+        parsed = uuid.UUID(session_id)
+    except ValueError:
+        abort(404)
+    return render_template("history_detail.html", session_id=str(parsed))
 
 
 @pages.get("/vendor/<name>")
