@@ -1,0 +1,94 @@
+"""The landing page and /history in Debian Chromium: the list of sessions (paginated), one
+session's transcript, a missing one, at desktop and phone width."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from devtools.stack import Stack
+from fakes.llm import DEFAULT_GREETING
+from tests.e2e.test_ui_chat import call, unique
+
+
+@pytest.fixture(scope="module")
+def past_session(browser: Browser, stack: Stack) -> str:
+    """One real conversation (greeting, the visitor, the reply), stopped, plus a bare session."""
+    created = call(stack.backend_url, "POST", "/session", {"room": unique("bare"), "identity": "nobody"})[1]
+    call(stack.backend_url, "DELETE", f"/session/{created['session_id']}")
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{stack.ui_url}/chat?room={unique('hist')}&identity=historian")
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator("#transcript .line.agent .text").nth(1)).to_have_text(re.compile("^You said: "), timeout=60_000)
+    session_id = page.evaluate("window.voiceAgent.sessionId")
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#status")).to_have_attribute("data-state", "idle", timeout=20_000)
+    context.close()
+    return session_id
+
+
+def test_landing_page(page: Page, stack: Stack, artifacts_dir: Path) -> None:
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{stack.ui_url}/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Talk to an AI voice agent")
+    page.screenshot(path=artifacts_dir / "landing.png", full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=artifacts_dir / "mobile-landing.png", full_page=True)
+    page.get_by_role("link", name="Start a conversation").click()
+    expect(page).to_have_url(f"{stack.ui_url}/chat")
+    expect(page.get_by_role("link", name="Talk")).to_have_attribute("aria-current", "page")
+
+
+def test_history_list_and_transcript(page: Page, stack: Stack, past_session: str, artifacts_dir: Path) -> None:
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{stack.ui_url}/history")
+    expect(page.locator("#history-status")).to_have_attribute("data-state", "ready")
+    headers = page.locator("#sessions th").all_inner_texts()
+    assert [h.lower() for h in headers] == ["started", "room", "who", "status", "length"]
+    row = page.locator("#sessions tbody tr").filter(has_text="historian")
+    expect(row).to_have_count(1)
+    expect(row.locator("td").nth(3)).to_have_text("ended")
+    expect(row.locator("td").nth(4)).to_have_text(re.compile(r"^\d+ s$|^\d+ min \d+ s$"))
+    page.screenshot(path=artifacts_dir / "history-list.png", full_page=True)
+
+    row.get_by_role("link").click()
+    expect(page).to_have_url(f"{stack.ui_url}/history/{past_session}")
+    expect(page.locator("#detail-status")).to_have_attribute("data-state", "ready")
+    expect(page.locator("#detail-meta [data-field=identity]")).to_have_text("historian")
+    expect(page.locator("#detail-transcript .line.agent .text").first).to_have_text(DEFAULT_GREETING)
+    expect(page.locator("#detail-transcript .line.user").first).to_be_visible()
+    expect(page.locator("#detail-transcript .line.agent .text").nth(1)).to_have_text(re.compile("^You said: "))
+    page.screenshot(path=artifacts_dir / "history-transcript.png", full_page=True)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=artifacts_dir / "mobile-history-transcript.png", full_page=True)
+    page.get_by_role("link", name="All conversations").click()
+    expect(page.locator("#history-status")).to_have_attribute("data-state", "ready")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=artifacts_dir / "mobile-history-list.png", full_page=True)
+
+
+def test_history_pages(page: Page, stack: Stack, past_session: str) -> None:
+    page.goto(f"{stack.ui_url}/history?limit=1")
+    expect(page.locator("#sessions tbody tr")).to_have_count(1)
+    expect(page.locator("#page-range")).to_have_text(re.compile(r"^1–1 of \d+$"))
+    expect(page.locator("#newer")).to_have_attribute("aria-disabled", "true")
+    page.get_by_role("link", name="Older →").click()
+    expect(page).to_have_url(re.compile(r"offset=1"))
+    expect(page.locator("#page-range")).to_have_text(re.compile(r"^2–2 of \d+$"))
+    expect(page.locator("#newer")).not_to_have_attribute("aria-disabled", "true")
+
+
+def test_missing_transcript(page: Page, stack: Stack, artifacts_dir: Path) -> None:
+    page.goto(f"{stack.ui_url}/history/{uuid.uuid4()}")
+    expect(page.locator("#detail-status")).to_have_attribute("data-state", "error")
+    expect(page.get_by_role("alert")).to_contain_text("Conversation not found")
+    page.screenshot(path=artifacts_dir / "history-not-found.png", full_page=True)
+    assert page.goto(f"{stack.ui_url}/history/not-an-id").status == 404
