@@ -36,6 +36,7 @@ SESSION_ID = OpenApiParameter(
 
 _DESCRIPTIONS = {
     400: "Invalid request: a parameter or the body failed validation, or the body is not JSON.",
+    413: "The request body is larger than 16 KiB.",
     404: "No session with this id.",
     409: "The room already has a live agent session; `error.session_id` names it.",
     415: "The body is not `application/json`.",

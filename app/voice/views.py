@@ -9,7 +9,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -45,7 +45,7 @@ class TokenView(APIView):
 
     @extend_schema(parameters=[RoomIdentitySerializer], responses={200: TokenSerializer, **errors(400)})
     def get(self, request: Request) -> Response:
-        params = RoomIdentitySerializer(data=request.query_params)
+        params = RoomIdentitySerializer(data=single_query_params(request, "room", "identity"))
         params.is_valid(raise_exception=True)
         room, identity = params.validated_data["room"], params.validated_data["identity"]
         gateway = get_gateway()
@@ -60,7 +60,7 @@ class SessionCreateView(APIView):
 
     @extend_schema(
         request=RoomIdentitySerializer,
-        responses={201: SessionCreatedSerializer, **errors(400, 409, 415, 503)},
+        responses={201: SessionCreatedSerializer, **errors(400, 409, 413, 415, 503)},
     )
     def post(self, request: Request) -> Response:
         body = RoomIdentitySerializer(data=request.data)
@@ -95,13 +95,48 @@ class SessionDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def single_query_params(request: Request, *names: str) -> dict[str, str]:
+    """The named query parameters, each at most once: `?room=a&room=b` is a 400, not a guess."""
+    repeated = [n for n in names if len(request.query_params.getlist(n)) > 1]
+    if repeated:
+        raise exceptions.ValidationError({n: ["Give this parameter once."] for n in repeated})
+    return {n: request.query_params[n] for n in names if n in request.query_params}
+
+
 class HistoryPagination(LimitOffsetPagination):
-    """?limit=&offset=; a page is bounded even when the client asks for everything."""
+    """?limit=1..100&offset=0..; anything else is a 400 rather than a silent default."""
 
     default_limit = 20
     max_limit = 100
 
+    def get_limit(self, request: Request) -> int:
+        return self._parse(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
 
+    def get_offset(self, request: Request) -> int:
+        return self._parse(request, self.offset_query_param, 0, 0, None)
+
+    @staticmethod
+    def _parse(request: Request, name: str, default: int, low: int, high: int | None) -> int:
+        raw = single_query_params(request, name).get(name)
+        if raw is None:
+            return default
+        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= (high or int(raw)):
+            bound = f"{low} to {high}" if high else f"at least {low}"
+            raise exceptions.ValidationError({name: [f"Must be a whole number, {bound}."]})
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view: object) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = {self.limit_query_param: (1, self.max_limit), self.offset_query_param: (0, None)}
+        for parameter in parameters:
+            low, high = bounds[parameter["name"]]
+            parameter["schema"]["minimum"] = low
+            if high:
+                parameter["schema"]["maximum"] = high
+        return parameters
+
+
+@extend_schema_view(get=extend_schema(responses={200: SessionSerializer(many=True), **errors(400)}))
 class SessionListView(generics.ListAPIView):
     """GET /transcripts → past and live sessions, newest first, paginated."""
 

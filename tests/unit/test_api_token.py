@@ -60,6 +60,7 @@ def test_names_at_the_edges_of_the_rule_are_accepted(client: APIClient, settings
         "room=r%C3%BCm&identity=alice",
         "room=&identity=",
         "room=room-1&identity=" + "a" * 5000,
+        "room=room-1&room=room-2&identity=alice",  # which room? refuse rather than guess
     ],
 )
 def test_bad_names_are_400_in_the_error_shape(client: APIClient, query: str) -> None:
