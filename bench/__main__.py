@@ -1,0 +1,36 @@
+"""python -m bench {latency,live,browser,capacity,api,sweep,all} [--quick]"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("what", choices=["latency", "live", "browser", "capacity", "api", "sweep", "all"])
+    parser.add_argument("--quick", action="store_true", help="a smoke run (< ~60 s per part), few turns")
+    parser.add_argument("--turns", type=int, default=None)
+    parser.add_argument("--profiles", default="zero,openai")
+    args = parser.parse_args(argv)
+    profiles = args.profiles.split(",")
+    turns = args.turns or (3 if args.quick else 20)
+    suffix = "-quick" if args.quick else ""
+
+    if args.what in ("latency",):
+        from bench import latency_offline
+
+        latency_offline.main(turns, profiles, "latency_offline" + suffix)
+    if args.what in ("live",):
+        from bench import live
+
+        live.latency_main(turns, profiles, "latency_live" + suffix)
+    if args.what in ("sweep",):
+        from bench import sweep
+
+        sweep.main(args.turns or (3 if args.quick else 8), "openai", "sweep" + suffix, args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""A headless person in a LiveKit room (`livekit` rtc): publishes the speech clip in real
+time, turn by turn, listens to the agent's track, and times end of speech → first
+non-silent agent frame on the same clock. Also listens to the session's WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+import websockets
+from livekit import rtc
+
+from bench.common import Clip
+from bench.turns import TurnLog, TurnPlan
+
+FRAME = 0.02
+LOUD_RMS = 0.01  # the ToneTTS buzz is ~0.2 RMS; WebRTC silence/comfort noise is far below
+SEGMENT_GAP = 0.3  # agent audio after this much quiet starts a new "first audio"
+
+
+@dataclass
+class BotResult:
+    name: str
+    log: TurnLog
+    session_id: str = ""
+    ws_received: list[tuple[float, dict]] = field(default_factory=list)
+    setup_seconds: float = 0.0
+
+
+class Bot:
+    def __init__(self, name: str, room: str, livekit_url: str, backend_url: str | None,
+                 clip: Clip, plan: TurnPlan) -> None:
+        self.name, self.room_name, self.livekit_url, self.backend_url = name, room, livekit_url, backend_url
+        self.clip, self.plan = clip, plan
+        self.log = TurnLog()
+        self.result = BotResult(name, self.log)
+        self._last_loud = 0.0
+        self._loud_since: float | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    # -- the agent's audio -------------------------------------------------------------
+    async def _listen(self, track: rtc.Track) -> None:
+        stream = rtc.AudioStream(track, sample_rate=24000, num_channels=1)
+        async for event in stream:
+            frame = event.frame
+            samples = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32) / 32768.0
+            if samples.size and float(np.sqrt(np.mean(samples**2))) > LOUD_RMS:
+                now = time.monotonic()
+                # The frame's first sample arrived about one frame ago.
+                start = now - frame.samples_per_channel / frame.sample_rate
+                if now - self._last_loud > SEGMENT_GAP:
+                    self.log.first_audio.append(start)
+                self._last_loud = now
+
+    def _agent_quiet_for(self) -> float:
+        return time.monotonic() - self._last_loud if self.log.first_audio else float("inf")
+
+    # -- the person's microphone ---------------------------------------------------------
+    async def _speak(self, source: rtc.AudioSource) -> None:
+        plan, log, clip = self.plan, self.log, self.clip
+        per = int(clip.rate * FRAME)
+        n = len(clip.samples) // per + 1
+        padded = np.zeros(n * per, dtype=np.int16)
+        padded[: len(clip.samples)] = clip.samples
+        speech = padded.reshape(n, per)
+        silence = np.zeros(per, dtype=np.int16)
+        pending: list[np.ndarray] = []
+        clock = time.monotonic()
+
+        async def frames() -> None:
+            nonlocal clock
+            while True:  # bounded by the turn script below, which cancels this task
+                clock += FRAME
+                await asyncio.sleep(max(0.0, clock - time.monotonic()))
+                chunk, is_last = pending.pop(0) if pending else (silence, False)
+                await source.capture_frame(rtc.AudioFrame(chunk.tobytes(), clip.rate, 1, per))
+                if is_last:
+                    tail = len(clip.samples) % per
+                    # Spoken (per - tail) samples before this frame was complete; plus what the
+                    # source still holds before sending.
+                    log.speech_ends.append(time.monotonic() - (per - tail) / clip.rate + source.queued_duration)
+                    last_chunk[0] = None
+
+        last_chunk: list[Any] = [None]
+        pump = asyncio.create_task(frames())
+        try:
+            await self._wait(lambda: bool(log.first_audio), plan.reply_timeout + 10, "greeting")
+            for turn in range(plan.turns):
+                await self._wait(lambda: self._agent_quiet_for() >= plan.quiet_before, 30.0, f"quiet {turn}")
+                heard = len(log.first_audio)
+                last_chunk[0] = True
+                log.speech_starts.append(time.monotonic())
+                pending.extend((row, i == n - 1) for i, row in enumerate(speech))
+                await self._wait(lambda: last_chunk[0] is None, 15.0, f"speech {turn}")
+                await self._wait(lambda: len(log.first_audio) > heard, plan.reply_timeout, f"reply {turn}")
+            await self._wait(lambda: self._agent_quiet_for() >= plan.quiet_before, 30.0, "last reply")
+        finally:
+            pump.cancel()
+            log.done.set()
+
+    async def _wait(self, predicate: Any, timeout: float, what: str) -> bool:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                self.log.errors.append(f"{self.name}: timeout waiting for {what}")
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+    # -- the session's WebSocket ---------------------------------------------------------
+    async def _watch_socket(self, session_id: str) -> None:
+        assert self.backend_url
+        url = self.backend_url.replace("http://", "ws://") + f"/ws/transcript/{session_id}"
+        async with websockets.connect(url, origin="http://127.0.0.1:5000", open_timeout=20) as ws:
+            async for raw in ws:
+                self.result.ws_received.append((time.monotonic(), json.loads(raw)))
+
+    async def run(self, token: str, http: httpx.AsyncClient | None, timeout: float) -> BotResult:
+        started = time.monotonic()
+        room = rtc.Room()
+        room.on("track_subscribed", lambda track, *_: self._tasks.append(asyncio.create_task(self._listen(track)))
+                if track.kind == rtc.TrackKind.KIND_AUDIO else None)
+        source = rtc.AudioSource(self.clip.rate, 1, queue_size_ms=200)
+        try:
+            await room.connect(self.livekit_url, token, rtc.RoomOptions(auto_subscribe=True))
+            track = rtc.LocalAudioTrack.create_audio_track("mic", source)
+            await room.local_participant.publish_track(
+                track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+            if http is not None:
+                response = await http.post("/session", json={"room": self.room_name, "identity": self.name})
+                if response.status_code != 201:
+                    raise RuntimeError(f"POST /session {response.status_code}: {response.text[:200]}")
+                self.result.session_id = response.json()["session_id"]
+                self._tasks.append(asyncio.create_task(self._watch_socket(self.result.session_id)))
+            self.result.setup_seconds = time.monotonic() - started
+            await asyncio.wait_for(self._speak(source), timeout)
+        except Exception as exc:  # noqa: BLE001 - an error is a result here
+            self.log.errors.append(f"{self.name}: {type(exc).__name__}: {exc}")
+        finally:
+            if http is not None and self.result.session_id:
+                try:
+                    await http.delete(f"/session/{self.result.session_id}")
+                except Exception as exc:  # noqa: BLE001
+                    self.log.errors.append(f"{self.name}: DELETE {exc}")
+            await asyncio.sleep(0.3)
+            for task in self._tasks:
+                task.cancel()
+            await room.disconnect()
+            await source.aclose()
+        return self.result

@@ -1,0 +1,174 @@
+"""Shared pieces: the speech clip, latency profiles, statistics, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+import wave
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+CACHE = ROOT / "artifacts" / "bench"
+
+USER_SPEECH = "Hello there, how are you?"
+STT_UTTERANCE = "Hello there."  # what the scripted STT "hears"; the fake LLM echoes it
+
+# Emulated provider latencies. Source: DESIGN.md §6 (typical OpenAI figures the team measured
+# against: STT final 300 ms after end of speech, gpt-4o-mini first token 400 ms, TTS first
+# audio 300 ms); 20 ms between tokens is ~50 tokens/s, gpt-4o-mini's usual streaming rate.
+PROFILES: dict[str, dict[str, str]] = {
+    "zero": {
+        "FAKE_STT_DELAY": "0",
+        "FAKE_LLM_FIRST_TOKEN_DELAY": "0",
+        "FAKE_LLM_TOKEN_INTERVAL": "0",
+        "FAKE_TTS_FIRST_AUDIO_DELAY": "0",
+    },
+    "openai": {
+        "FAKE_STT_DELAY": "0.3",
+        "FAKE_LLM_FIRST_TOKEN_DELAY": "0.4",
+        "FAKE_LLM_TOKEN_INTERVAL": "0.02",
+        "FAKE_TTS_FIRST_AUDIO_DELAY": "0.3",
+    },
+}
+
+
+def apply_profile(name: str) -> dict[str, str]:
+    """Set the fake-provider knobs in this process's environment (read at session build)."""
+    env = {**PROFILES[name], "FAKE_STT_UTTERANCES": STT_UTTERANCE}
+    os.environ.update(env)
+    return env
+
+
+@dataclass
+class Clip:
+    """Speech samples trimmed to the voiced part, so 'end of speech' is the last sample."""
+
+    samples: np.ndarray  # int16 mono
+    rate: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.rate
+
+
+def trim_voiced(samples: np.ndarray, rate: int, threshold_dbfs: float = -45.0) -> np.ndarray:
+    """Cut leading/trailing windows quieter than `threshold_dbfs` (10 ms windows)."""
+    win = rate // 100
+    n = len(samples) // win
+    frames = samples[: n * win].astype(np.float64).reshape(n, win) / 32768.0
+    level = 20 * np.log10(np.sqrt((frames**2).mean(axis=1)) + 1e-9)
+    voiced = np.nonzero(level > threshold_dbfs)[0]
+    if not len(voiced):
+        raise ValueError("clip has no speech")
+    return samples[voiced[0] * win : (voiced[-1] + 1) * win]
+
+
+def speech_clip(rate: int = 16000, text: str = USER_SPEECH) -> Clip:
+    from devtools import setup
+
+    path = setup.speech_wav(
+        text, CACHE / f"speech-{rate}.wav", rate=rate, lead_silence=0, tail_silence=0
+    )
+    with wave.open(str(path), "rb") as wav:
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+        return Clip(trim_voiced(samples, wav.getframerate()), wav.getframerate())
+
+
+def browser_wav(period: float, rate: int = 48000, lead: float = 0.5) -> tuple[Path, float, float]:
+    """A loop for Chromium's fake mic: `lead` s silence, the voiced clip, silence up to
+    `period`. Returns the path, the speech start and the speech end within one period."""
+    clip = speech_clip(rate)
+    total = int(period * rate)
+    start = int(lead * rate)
+    audio = np.zeros(total, dtype=np.int16)
+    audio[start : start + len(clip.samples)] = clip.samples
+    path = CACHE / f"browser-loop-{period:g}s.wav"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(audio.tobytes())
+    return path, lead, lead + clip.seconds
+
+
+def pct(values: list[float], q: float) -> float | None:
+    """Percentile with linear interpolation (q in 0..100); None for no data."""
+    if not values:
+        return None
+    return float(np.percentile(np.asarray(values, dtype=float), q))
+
+
+def summary(values: list[float]) -> dict[str, float | int | None]:
+    vals = [v for v in values if v is not None]
+    return {
+        "n": len(vals),
+        "p50": pct(vals, 50),
+        "p95": pct(vals, 95),
+        "p99": pct(vals, 99),
+        "mean": statistics.fmean(vals) if vals else None,
+        "min": min(vals) if vals else None,
+        "max": max(vals) if vals else None,
+    }
+
+
+def fmt(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def environment() -> dict[str, object]:
+    def version(pkg: str) -> str | None:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return None
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+        except Exception:  # noqa: BLE001 - informational only
+            return ""
+
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "cpu": cpu,
+            "cores": os.cpu_count(),
+            "mem_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+            "os": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_at_start": os.getloadavg(),
+        },
+        "versions": {
+            p: version(p)
+            for p in ("livekit-agents", "livekit-plugins-silero", "livekit", "django", "channels", "uvicorn")
+        },
+        "git": {"commit": git("rev-parse", "--short", "HEAD"), "dirty_files": len(git("status", "--porcelain").splitlines())},
+    }
+
+
+def write_result(name: str, data: dict[str, object]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"environment": environment(), **data}, indent=2, default=float) + "\n")
+    print(f"   -> {path.relative_to(ROOT)}")
+    return path

@@ -1,0 +1,63 @@
+"""`python -m bench sweep`: what each latency setting buys, on bare AgentSessions (the
+settings are library behaviour; the latency run shows ours tracks bare within noise).
+
+Varied: Silero VAD min_silence_duration, endpointing min_delay, preemptive generation
+(off / LLM only, the library default / LLM+TTS). Premature replies (agent audio while the
+person is still speaking, i.e. a turn cut at a pause) are counted: the clip has a comma.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from bench import common, offline
+from bench.latency_offline import describe
+
+CONFIGS: list[tuple[str, float | None, float, dict[str, Any] | None]] = [
+    # name, VAD min_silence (None: default 0.55), endpointing min_delay, preemptive options
+    ("current (vad 0.55, ep 0.5)", None, 0.5, None),
+    ("ep 0.2", None, 0.2, None),
+    ("vad 0.3, ep 0.5", 0.3, 0.5, None),
+    ("vad 0.3, ep 0.3", 0.3, 0.3, None),
+    ("vad 0.3, ep 0.2", 0.3, 0.2, None),
+    ("vad 0.2, ep 0.2", 0.2, 0.2, None),
+    ("current, preemptive off", None, 0.5, {"enabled": False}),
+    ("current, preemptive +tts", None, 0.5, {"enabled": True, "preemptive_tts": True}),
+    ("vad 0.3, ep 0.3, preemptive +tts", 0.3, 0.3, {"enabled": True, "preemptive_tts": True}),
+]
+
+
+async def _run(turns: int, profile: str, configs: list) -> list[dict[str, Any]]:
+    offline._State.plan = offline.TurnPlan(turns=turns)
+    common.apply_profile(profile)
+    rows = []
+    for name, min_silence, ep, preemptive in configs:
+        if min_silence is None:
+            os.environ.pop("BENCH_VAD_MIN_SILENCE", None)
+        else:
+            os.environ["BENCH_VAD_MIN_SILENCE"] = str(min_silence)
+        handling: dict[str, Any] = {"turn_detection": "vad", "endpointing": {"min_delay": ep},
+                                    "interruption": {"mode": "vad"}}
+        if preemptive is not None:
+            handling["preemptive_generation"] = preemptive
+        log = await offline.run_bare(f"sweep-{len(rows)}", ep, 30 + turns * 12, handling)
+        d = describe(log)
+        s = d["voice_to_voice"]
+        print(f"  {name:<34} p50 {common.fmt(s['p50']):>7}  p95 {common.fmt(s['p95']):>7}  n={s['n']}"
+              f"  premature={d['premature_replies']} unanswered={d['unanswered']} errors={len(d['errors'])}", flush=True)
+        rows.append({"name": name, "vad_min_silence": min_silence or 0.55, "endpointing_min_delay": ep,
+                     "preemptive_generation": preemptive, **d})
+    os.environ.pop("BENCH_VAD_MIN_SILENCE", None)
+    return rows
+
+
+def main(turns: int, profile: str, out: str, quick: bool = False) -> list[dict[str, Any]]:
+    offline._State.clip = common.speech_clip(16000)
+    configs = CONFIGS[:2] if quick else CONFIGS
+    print(f"== settings sweep (bare AgentSession, profile {profile}, {turns} turns each)")
+    rows = asyncio.run(_run(turns, profile, configs))
+    common.write_result(out, {"kind": "settings_sweep", "profile": profile, "provider_env": common.PROFILES[profile],
+                              "turns_per_config": turns, "rows": rows})
+    return rows
