@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from livekit.agents import Agent, AgentSession, utils
 
-from app.voice import event_bridge, lifecycle
+from app.voice import event_bridge, lifecycle, session_store
 from app.voice.groups import control_group
 from app.voice.livekit_gateway import AgentRoom, get_gateway
 from app.voice.models import EndReason
@@ -38,6 +38,7 @@ class AgentRun:
         self.publisher: event_bridge.TranscriptPublisher | None = None
         self._control_task: asyncio.Task[None] | None = None
         self._timeout_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._control_channel = ""
         self._stop_replies: list[str] = []
@@ -47,20 +48,27 @@ class AgentRun:
     def agent_identity(self) -> str:
         return f"agent-{self.info.session_id[:8]}"
 
-    async def start(self) -> None:
-        """Join the room and start talking; on failure, release what was taken and raise."""
+    async def start(self, room: AgentRoom | None = None) -> None:
+        """Join the room (or use the one a dispatcher joined) and start talking; on
+        failure, release what was taken and raise."""
         try:
-            await self._start()
+            await self._start(room)
         except BaseException:
             await self._release()
             raise
+        self._heartbeat_task = asyncio.create_task(self._heartbeat())
 
-    async def _start(self) -> None:
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(settings.VOICE_HEARTBEAT_INTERVAL)
+            await session_store.heartbeat(self.info.session_id)
+
+    async def _start(self, room: AgentRoom | None) -> None:
         info = self.info
         providers = build_providers(info)
         self.publisher = event_bridge.TranscriptPublisher(info.session_id)
         await self._listen_for_control()
-        self.room = await get_gateway().join_room(room=info.room, identity=self.agent_identity)
+        self.room = room or await get_gateway().join_room(room=info.room, identity=self.agent_identity)
         self.room.on_participant_left(self._on_participant_left)
         self.room.on_participant_joined(self._on_participant_joined)
         self.room.on_connection_lost(self._on_connection_lost)
@@ -149,8 +157,9 @@ class AgentRun:
                 await layer.send(reply_to, {"type": "session.stopped"})
 
     async def _release(self) -> None:
-        if self._timeout_task:
-            self._timeout_task.cancel()
+        for timer in (self._timeout_task, self._heartbeat_task):
+            if timer is not None:
+                await utils.aio.cancel_and_wait(timer)
         if self._control_task is not None:
             await utils.aio.cancel_and_wait(self._control_task)
             await get_channel_layer().group_discard(

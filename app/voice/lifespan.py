@@ -1,4 +1,5 @@
-"""ASGI lifespan: load the VAD model before the first request, end live sessions at exit."""
+"""ASGI lifespan: load the VAD model and start the stale-session sweeper before the first
+request; end this process's live sessions at exit."""
 
 from __future__ import annotations
 
@@ -13,15 +14,20 @@ def with_lifespan(app: Any) -> Any:
     async def application(scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "lifespan":
             return await app(scope, receive, send)
+        from app.voice import sweeper
         from app.voice.agent_host import get_host
 
+        sweeping: asyncio.Task[None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await asyncio.to_thread(get_host().prewarm)
+                sweeping = asyncio.create_task(sweeper.run_forever(), name="session-sweeper")
                 log.info("server.started")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if sweeping is not None:
+                    sweeping.cancel()
                 await get_host().shutdown()
                 log.info("server.stopped")
                 await send({"type": "lifespan.shutdown.complete"})

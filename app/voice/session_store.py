@@ -8,6 +8,7 @@ processes racing to end a session cannot both win.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
@@ -53,10 +54,29 @@ def get_session(session_id: UUID | str) -> VoiceSession | None:
 
 @sync_to_async
 def mark_running(session_id: UUID | str) -> bool:
+    now = timezone.now()
     return bool(
         VoiceSession.objects.filter(pk=session_id, status=SessionStatus.CREATED).update(
-            status=SessionStatus.RUNNING, started_at=timezone.now()
+            status=SessionStatus.RUNNING, started_at=now, heartbeat_at=now
         )
+    )
+
+
+@sync_to_async
+def heartbeat(session_id: UUID | str) -> None:
+    VoiceSession.objects.filter(pk=session_id).exclude(status=SessionStatus.ENDED).update(
+        heartbeat_at=timezone.now()
+    )
+
+
+@sync_to_async
+def stale_live_sessions(older_than: timedelta) -> list[VoiceSession]:
+    """Live sessions whose host has not been heard from (or never started) in `older_than`."""
+    cutoff = timezone.now() - older_than
+    live = VoiceSession.objects.exclude(status=SessionStatus.ENDED)
+    return list(
+        live.filter(heartbeat_at__lt=cutoff)
+        | live.filter(heartbeat_at__isnull=True, created_at__lt=cutoff)
     )
 
 

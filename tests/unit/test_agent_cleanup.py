@@ -123,3 +123,26 @@ async def test_two_sessions_at_once_do_not_cross_talk(
         assert not any(scripts[other][0] in text for text in stored)
     for session_id in ids.values():
         assert (await api.delete(f"/session/{session_id}")).status_code == 204
+
+
+async def test_sweeper_ends_sessions_whose_host_went_silent(api, gateway, settings) -> None:
+    """A host that dies stops its heartbeat; every web process's sweeper ends its sessions."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from app.voice import sweeper
+
+    settings.VOICE_HEARTBEAT_TIMEOUT = 20.0
+    live_id = await start(api, "room-alive")  # heartbeats: must survive the sweep
+    long_ago = timezone.now() - timedelta(seconds=60)
+    dead = await VoiceSession.objects.acreate(room="room-dead", identity="x", status="running", heartbeat_at=long_ago)
+    never = await VoiceSession.objects.acreate(room="room-never", identity="y")
+    await VoiceSession.objects.filter(pk=never.pk).aupdate(created_at=long_ago)
+
+    assert await sweeper.sweep_once() == 2
+    for orphan in (dead, never):
+        await orphan.arefresh_from_db()
+        assert (orphan.status, orphan.end_reason) == ("ended", "error")
+    assert (await VoiceSession.objects.aget(pk=live_id)).status == "running"
+    assert (await api.delete(f"/session/{live_id}")).status_code == 204
