@@ -17,6 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     turns = args.turns or (3 if args.quick else 20)
     suffix = "-quick" if args.quick else ""
 
+    if args.what == "all":
+        # Smoke (--quick) or full run of every part, one after the other.
+        for part in ("latency", "live", "browser", "api", "sweep", "capacity"):
+            main([part, *(["--quick"] if args.quick else []), "--profiles", args.profiles])
+        return 0
     if args.what in ("latency",):
         from bench import latency_offline
 
@@ -25,6 +30,19 @@ def main(argv: list[str] | None = None) -> int:
         from bench import live
 
         live.latency_main(turns, profiles, "latency_live" + suffix)
+    if args.what in ("browser",):
+        from bench import browser
+
+        browser.main(turns, profiles, "latency_browser" + suffix)
+    if args.what in ("capacity",):
+        from bench import capacity
+
+        steps = [1, 2] if args.quick else [1, 2, 3, 4, 6, 8, 10, 12, 16]
+        capacity.main("openai", steps, args.turns or (3 if args.quick else 5), "capacity" + suffix)
+    if args.what in ("api",):
+        from bench import api
+
+        api.main(args.quick, "api" + suffix)
     if args.what in ("sweep",):
         from bench import sweep
 

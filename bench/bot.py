@@ -19,7 +19,7 @@ from bench.common import Clip
 from bench.turns import TurnLog, TurnPlan
 
 FRAME = 0.02
-LOUD_RMS = 0.01  # the ToneTTS buzz is ~0.2 RMS; WebRTC silence/comfort noise is far below
+LOUD_PEAK = 1000  # int16; the ToneTTS buzz peaks near 16000, WebRTC silence is ~0
 SEGMENT_GAP = 0.3  # agent audio after this much quiet starts a new "first audio"
 
 
@@ -45,11 +45,13 @@ class Bot:
 
     # -- the agent's audio -------------------------------------------------------------
     async def _listen(self, track: rtc.Track) -> None:
-        stream = rtc.AudioStream(track, sample_rate=24000, num_channels=1)
+        # 48 kHz, WebRTC's own rate: no resampling; a peak test is enough to tell the
+        # ToneTTS buzz from silence and keeps a bot cheap (100 frames/s each).
+        stream = rtc.AudioStream(track, sample_rate=48000, num_channels=1)
         async for event in stream:
             frame = event.frame
-            samples = np.frombuffer(frame.data, dtype=np.int16).astype(np.float32) / 32768.0
-            if samples.size and float(np.sqrt(np.mean(samples**2))) > LOUD_RMS:
+            samples = np.frombuffer(frame.data, dtype=np.int16)
+            if samples.size and int(np.abs(samples).max()) > LOUD_PEAK:
                 now = time.monotonic()
                 # The frame's first sample arrived about one frame ago.
                 start = now - frame.samples_per_channel / frame.sample_rate
@@ -109,7 +111,7 @@ class Bot:
             if time.monotonic() > deadline:
                 self.log.errors.append(f"{self.name}: timeout waiting for {what}")
                 return False
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.02)
         return True
 
     # -- the session's WebSocket ---------------------------------------------------------

@@ -1,0 +1,180 @@
+"""`python -m bench capacity`: N concurrent sessions, each a headless bot in its own room
+talking to our backend through one LiveKit server, N increasing until p95 voice-to-voice
+exceeds 2x the single-session p95 or errors appear. CPU and memory come from /proc (psutil)
+of the backend (which hosts every agent), livekit-server, and this driver (the bots).
+The WS fan-out latency (bridge hand-over → bot's WebSocket) is measured at every step."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import psutil
+
+from bench import common
+from bench.live import attach_metrics, bench_stack, describe, fanout, read_probe, run_bots
+from bench.turns import TurnLog, TurnPlan
+
+
+class Sampler:
+    """CPU seconds and peak RSS of a few processes (with children) over one step."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.peak_rss = {name: 0 for name in pids}
+        self._stop = threading.Event()
+
+    def _tree(self, p: psutil.Process) -> list[psutil.Process]:
+        try:
+            return [p, *p.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def _cpu(self) -> dict[str, float]:
+        out = {}
+        for name, p in self.procs.items():
+            total = 0.0
+            for q in self._tree(p):
+                try:
+                    t = q.cpu_times()
+                    total += t.user + t.system
+                except psutil.NoSuchProcess:
+                    pass
+            out[name] = total
+        return out
+
+    def _rss(self) -> None:
+        for name, p in self.procs.items():
+            rss = 0
+            for q in self._tree(p):
+                try:
+                    rss += q.memory_info().rss
+                except psutil.NoSuchProcess:
+                    pass
+            self.peak_rss[name] = max(self.peak_rss[name], rss)
+
+    def __enter__(self) -> Sampler:
+        self.t0, self.cpu0 = time.monotonic(), self._cpu()
+        self.sys0 = psutil.cpu_times()
+        self._rss()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            self._rss()
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.elapsed = time.monotonic() - self.t0
+        cpu1, sys1 = self._cpu(), psutil.cpu_times()
+        self.cpu_pct = {k: 100 * (cpu1[k] - self.cpu0[k]) / self.elapsed for k in cpu1}
+        busy = lambda t: t.user + t.system + t.nice + t.irq + t.softirq  # noqa: E731
+        total = lambda t: busy(t) + t.idle + t.iowait  # noqa: E731
+        self.machine_busy_pct = 100 * (busy(sys1) - busy(self.sys0)) / max(1e-9, total(sys1) - total(self.sys0))
+
+
+def main(profile: str, steps: list[int], turns: int, out: str) -> dict[str, Any]:
+    clip = common.speech_clip(16000)
+    plan = TurnPlan(turns=turns)
+    rows: list[dict[str, Any]] = []
+    print(f"== capacity, profile {profile}, {turns} turns per session, steps {steps}")
+    import os
+
+    with bench_stack(profile) as stack:
+        pids = {"backend": stack.processes["backend"].pid, "livekit": stack.processes["livekit"].pid,
+                "bots(driver)": os.getpid()}
+        idle = Sampler(pids)
+        with idle:
+            time.sleep(3)
+        baseline_rss = dict(idle.peak_rss)
+        base_p95 = None
+        for n in steps:
+            with Sampler(pids) as sampler:
+                results = asyncio.run(run_bots(stack, n, plan, clip, prefix=f"cap{n}"))
+            records = read_probe(stack.probe_file)
+            merged = TurnLog()
+            lat: list[float] = []
+            fan: list[float] = []
+            errors: list[str] = []
+            for r in results:
+                attach_metrics(r.log, records, r.session_id)
+                lat += [x for x in r.log.latencies() if x is not None]
+                errors += r.log.errors
+                fan += fanout(r, records)
+                merged.user_metrics += r.log.user_metrics
+                merged.agent_metrics += r.log.agent_metrics
+            unanswered = sum(x is None for r in results for x in r.log.latencies())
+            s = common.summary(lat)
+            base_p95 = base_p95 or s["p95"]
+            per_session_cpu = (sampler.cpu_pct["backend"] - idle.cpu_pct["backend"]) / n
+            rss_per = (sampler.peak_rss["backend"] - baseline_rss["backend"]) / n / 2**20
+            row = {
+                "sessions": n, "voice_to_voice": s, "unanswered": unanswered, "errors": errors,
+                "ws_fanout": common.summary(fan),
+                "setup_s_p50": common.pct([r.setup_seconds for r in results], 50),
+                "cpu_pct": sampler.cpu_pct, "idle_cpu_pct": idle.cpu_pct,
+                "machine_busy_pct": sampler.machine_busy_pct,
+                "backend_cpu_pct_per_session": per_session_cpu,
+                "peak_rss_mb": {k: v / 2**20 for k, v in sampler.peak_rss.items()},
+                "backend_rss_mb_per_session": rss_per,
+                "stage_p50": {
+                    "end_of_turn_delay": common.pct([m["end_of_turn_delay"] for m in merged.user_metrics if "end_of_turn_delay" in m], 50),
+                    "llm_ttft": common.pct([m["llm_node_ttft"] for m in merged.agent_metrics if "llm_node_ttft" in m], 50),
+                    "tts_ttfb": common.pct([m["tts_node_ttfb"] for m in merged.agent_metrics if "tts_node_ttfb" in m], 50),
+                },
+                "step_seconds": sampler.elapsed,
+            }
+            rows.append(row)
+            over = s["p95"] is not None and base_p95 is not None and s["p95"] > 2 * base_p95
+            print(f"  N={n:>3}  v2v p50 {common.fmt(s['p50']):>7} p95 {common.fmt(s['p95']):>7} (n={s['n']}, unanswered {unanswered})"
+                  f"  ws p50/p99 {common.fmt(row['ws_fanout']['p50'])}/{common.fmt(row['ws_fanout']['p99'])}"
+                  f"  cpu% backend {sampler.cpu_pct['backend']:.0f} livekit {sampler.cpu_pct['livekit']:.0f}"
+                  f" bots {sampler.cpu_pct['bots(driver)']:.0f} machine {sampler.machine_busy_pct:.0f}"
+                  f"  backend/session {per_session_cpu:.1f}% {rss_per:.1f} MB  errors={len(errors)}"
+                  f"  [{sampler.elapsed:.0f} s]", flush=True)
+            if over or errors or unanswered:
+                print(f"  stop: {'p95 > 2x single-session p95' if over else 'errors/unanswered turns'} at N={n}")
+                break
+    knee = max((r["sessions"] for r in rows if not r["errors"] and not r["unanswered"]
+                and r["voice_to_voice"]["p95"] is not None and r["voice_to_voice"]["p95"] <= 2 * base_p95), default=None)
+    print(f"  knee: {knee} concurrent sessions hold p95 <= 2x single-session p95 ({common.fmt(base_p95)})")
+    common.write_result(out, {"kind": "capacity", "profile": profile, "provider_env": common.PROFILES[profile],
+                              "turns_per_session": turns, "single_session_p95": base_p95, "knee_sessions": knee,
+                              "rows": rows})
+    _plot(rows, base_p95, out)
+    return {"rows": rows, "knee": knee}
+
+
+def _plot(rows: list[dict[str, Any]], base_p95: float | None, out: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("   (matplotlib missing: pip install -r bench/requirements.txt for the plot)")
+        return
+    n = [r["sessions"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=90)
+    for q, style in (("p50", "o-"), ("p95", "s-")):
+        ax.plot(n, [(r["voice_to_voice"][q] or 0) * 1000 for r in rows], style, label=f"voice-to-voice {q}")
+    if base_p95:
+        ax.axhline(2000 * base_p95, color="grey", ls="--", lw=1, label="2x single-session p95")
+    ax.set_xlabel("concurrent sessions (bots via LiveKit)")
+    ax.set_ylabel("ms")
+    ax2 = ax.twinx()
+    ax2.plot(n, [r["machine_busy_pct"] for r in rows], "^:", color="tab:red", label="machine CPU %")
+    ax2.set_ylabel("machine CPU % (2 cores = 100)")
+    ax2.set_ylim(0, 105)
+    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="upper left")
+    ax.set_title("Latency vs concurrent sessions", fontsize=9)
+    fig.tight_layout()
+    path = common.RESULTS / f"{out}.png"
+    fig.savefig(path)
+    print(f"   -> {path.relative_to(common.ROOT)}")
