@@ -172,6 +172,12 @@ VOICE_AGENT_HOST = _env("VOICE_AGENT_HOST", "inprocess")
 if VOICE_AGENT_HOST not in {"inprocess", "dispatch"}:
     raise ImproperlyConfigured("VOICE_AGENT_HOST must be inprocess or dispatch")
 VOICE_AGENT_NAME = _env("VOICE_AGENT_NAME", "voice-agent")
+# On SIGTERM a worker takes no new sessions and gives live ones this long before ending them.
+VOICE_WORKER_DRAIN_TIMEOUT = _env_int("VOICE_WORKER_DRAIN_TIMEOUT", 120, minimum=0, maximum=86400)
+# Sessions one agent worker takes before LiveKit sends new ones to other workers.
+VOICE_WORKER_MAX_SESSIONS = _env_int("VOICE_WORKER_MAX_SESSIONS", 10, minimum=1, maximum=1000)
+# Health/info HTTP port of an agent worker (0: any free port).
+VOICE_WORKER_PORT = _env_int("VOICE_WORKER_PORT", 8081, minimum=0, maximum=65535)
 # How long POST /session waits for a dispatched agent to report that it has started.
 VOICE_START_TIMEOUT = _env_float("VOICE_START_TIMEOUT", 20.0, minimum=1.0, maximum=120.0)
 # Live agents touch their session row this often; a row silent for the timeout belongs to a

@@ -109,6 +109,17 @@ def chromium() -> Path:
     raise SetupError("chromium was installed but not found; set CHROMIUM_PATH")
 
 
+def redis_server() -> Path:
+    """redis-server for the multi-process tests (Redis channel layer), installed if missing."""
+    found = shutil.which("redis-server")
+    if not found:
+        _apt_install("redis-server")
+        found = shutil.which("redis-server")
+    if not found:
+        raise SetupError("redis-server was installed but is not on PATH")
+    return Path(found)
+
+
 def audio_tools() -> None:
     """espeak-ng and sox make the fake-microphone speech files for the browser tests."""
     missing = [tool for tool in ("espeak-ng", "sox") if not shutil.which(tool)]
@@ -143,11 +154,13 @@ def for_run() -> Path | None:
 
 
 def for_tests() -> None:
-    """What `test` needs on top: the server binary always (tests start their own), Chromium, audio."""
+    """What `test` needs on top: the server binary always (tests start their own), Chromium,
+    audio tools and Redis."""
     livekit_client()
     livekit_server()
     chromium()
     audio_tools()
+    redis_server()
 
 
 if __name__ == "__main__":

@@ -57,10 +57,12 @@ class ManagedProcess:
     env: dict[str, str]
     log_path: Path
     popen: subprocess.Popen[bytes] | None = None
+    log_start: int = 0  # where this run's output begins in the (appended) log file
 
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        self.log_start = log.tell()
         kwargs: dict[str, object] = {}
         if os.name == "nt":
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
@@ -71,6 +73,12 @@ class ManagedProcess:
         )
         log.close()
         return self
+
+    def output(self) -> str:
+        """What this run of the process has logged so far."""
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_start)
+            return log.read().decode(errors="replace")
 
     def poll(self) -> int | None:
         return self.popen.poll() if self.popen else None
@@ -100,6 +108,18 @@ class ManagedProcess:
             self.popen.wait(5)
 
 
+def wait_for_log(process: ManagedProcess, text: str, *, timeout: float) -> None:
+    """Wait until the process has written `text` to its log (e.g. "registered worker")."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.name} exited with {process.poll()}; see {process.log_path}")
+        if text in process.output():
+            return
+        time.sleep(0.1)  # poll interval of the condition
+    raise TimeoutError(f"{process.name} did not log {text!r} within {timeout:.0f} s")
+
+
 @dataclass
 class StackConfig:
     livekit_server: Path | None  # None: use the LIVEKIT_URL server already running
@@ -108,14 +128,20 @@ class StackConfig:
     backend_port: int = 0
     ui_port: int = 0
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Production shape: a Redis channel layer, several web processes, dispatched agents.
+    redis_server: Path | None = None
+    backends: int = 1
+    agent_workers: int = 0
 
 
 @dataclass
 class Stack:
     config: StackConfig
     livekit_url: str = ""
-    backend_url: str = ""
+    backend_url: str = ""  # the first backend: the one the UI talks to
+    backend_urls: list[str] = field(default_factory=list)
     ui_url: str = ""
+    redis_url: str = ""
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
 
     def _env(self, **overrides: str) -> dict[str, str]:
@@ -150,6 +176,16 @@ class Stack:
         self.livekit_url = f"ws://127.0.0.1:{port}"
         wait_for_http(f"http://127.0.0.1:{port}/", timeout=30, process=process)
 
+    def start_redis(self) -> None:
+        if self.config.redis_server is None:
+            return
+        port = free_port()
+        cmd = [str(self.config.redis_server), "--port", str(port), "--bind", "127.0.0.1",
+               "--save", "", "--appendonly", "no"]
+        process = self._spawn("redis", cmd, self._env())
+        self.redis_url = f"redis://127.0.0.1:{port}/0"
+        wait_for_log(process, "Ready to accept connections", timeout=20)
+
     def backend_env(self) -> dict[str, str]:
         ui_origin = f"http://127.0.0.1:{self.config.ui_port}"
         overrides = {
@@ -160,23 +196,40 @@ class Stack:
             overrides |= {"LIVEKIT_API_KEY": LIVEKIT_DEV_KEY, "LIVEKIT_API_SECRET": LIVEKIT_DEV_SECRET}
         if self.config.database_url:
             overrides["DATABASE_URL"] = self.config.database_url
+        if self.redis_url:
+            overrides["REDIS_URL"] = self.redis_url
+        if self.config.agent_workers:
+            overrides["VOICE_AGENT_HOST"] = "dispatch"
         return self._env(**overrides)
 
-    def start_backend(self) -> None:
+    def start_backends(self) -> None:
         env = self.backend_env()
         migrate = subprocess.run(
             [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env
         )
         if migrate.returncode != 0:
             raise RuntimeError("database migration failed")
-        cmd = [
-            PYTHON, "-m", "uvicorn", "app.asgi:application",
-            "--host", "127.0.0.1", "--port", str(self.config.backend_port),
-            "--lifespan", "on", "--ws", "websockets", "--no-access-log",
-        ]
-        process = self._spawn("backend", cmd, env)
-        self.backend_url = f"http://127.0.0.1:{self.config.backend_port}"
-        wait_for_http(f"{self.backend_url}/healthz", timeout=60, process=process)
+        for index in range(self.config.backends):
+            port = self.config.backend_port if index == 0 else free_port()
+            cmd = [
+                PYTHON, "-m", "uvicorn", "app.asgi:application",
+                "--host", "127.0.0.1", "--port", str(port),
+                "--lifespan", "on", "--ws", "websockets-sansio", "--no-access-log",
+            ]
+            name = "backend" if index == 0 else f"backend-{index + 1}"
+            process = self._spawn(name, cmd, env)
+            url = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{url}/healthz", timeout=60, process=process)
+            self.backend_urls.append(url)
+        self.backend_url = self.backend_urls[0]
+
+    def start_agent_workers(self) -> None:
+        for index in range(self.config.agent_workers):
+            env = self.backend_env() | {"VOICE_WORKER_PORT": "0"}  # health port: any free one
+            cmd = [PYTHON, "-m", "app.voice.agent_worker", "start"]
+            self._spawn(f"agent-worker-{index + 1}", cmd, env)
+        for index in range(self.config.agent_workers):
+            wait_for_log(self.processes[f"agent-worker-{index + 1}"], "registered worker", timeout=60)
 
     def start_ui(self) -> None:
         env = self._env(BACKEND_URL=self.backend_url)
@@ -190,7 +243,9 @@ class Stack:
         self.config.ui_port = self.config.ui_port or free_port()
         try:
             self.start_livekit()
-            self.start_backend()
+            self.start_redis()
+            self.start_backends()
+            self.start_agent_workers()
             self.start_ui()
         except BaseException:
             self.stop()

@@ -1,6 +1,11 @@
-"""In-process agent host: runs each session's agent on this ASGI process's event loop.
+"""Where a session's agent runs, chosen by ``settings.VOICE_AGENT_HOST``.
 
-Keeps the runs it owns so that shutdown can end them all cleanly.
+- ``inprocess`` (one machine): the agent runs on this ASGI process's event loop.
+- ``dispatch`` (production): LiveKit dispatches the session to an agent worker
+  (``python -m app.voice.agent_worker start``), which reports back on the channel layer.
+
+Either way the session code is the same ``AgentRun``; stop always travels over the
+channel layer (see lifecycle.stop_session), so it reaches the agent wherever it runs.
 """
 
 from __future__ import annotations
@@ -8,22 +13,39 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import json
 import logging
+from typing import Protocol
 
-from app.voice.agent_runner import AgentRun
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.signals import setting_changed
+
+from app.voice.livekit_gateway import get_gateway
 from app.voice.models import EndReason
 from app.voice.providers import SessionInfo, shared_vad
 
 log = logging.getLogger("app.voice.host")
 
 
+class AgentHost(Protocol):
+    async def start(self, info: SessionInfo) -> None: ...
+
+    async def shutdown(self) -> None: ...
+
+    def prewarm(self) -> None: ...
+
+
 class InProcessHost:
     def __init__(self) -> None:
+        from app.voice.agent_runner import AgentRun  # imports livekit-agents: only when hosting
+
+        self._run_class = AgentRun
         self.runs: dict[str, AgentRun] = {}
         self._watchers: set[asyncio.Task[None]] = set()
 
     async def start(self, info: SessionInfo) -> None:
-        run = AgentRun(info)
+        run = self._run_class(info)
         # A fresh context: the caller may be a request served through async_to_sync, whose
         # thread executor dies with the request; the session's tasks must not inherit it.
         await asyncio.create_task(run.start(), context=contextvars.Context())
@@ -33,7 +55,7 @@ class InProcessHost:
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
 
-    async def _forget_when_ended(self, run: AgentRun) -> None:
+    async def _forget_when_ended(self, run) -> None:  # noqa: ANN001
         await run.ended.wait()
         self.runs.pop(run.info.session_id, None)
 
@@ -48,6 +70,50 @@ class InProcessHost:
         shared_vad()
 
 
+# How long to wait for a worker to answer one dispatch before dispatching again.
+REDISPATCH_INTERVAL = 3.0
+
+
+class DispatchHost:
+    """Agents live in worker processes registered with LiveKit; this process only asks."""
+
+    async def start(self, info: SessionInfo) -> None:
+        layer = get_channel_layer()
+        reply_to = await layer.new_channel()
+        metadata = json.dumps({"session_id": info.session_id, "identity": info.identity, "reply_to": reply_to})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.VOICE_START_TIMEOUT
+        while True:
+            # LiveKit drops a dispatch that finds every worker busy; ask again until one
+            # answers (a worker claims the session, so a repeat never starts two agents).
+            await get_gateway().dispatch_agent(
+                room=info.room, agent_name=settings.VOICE_AGENT_NAME, metadata=metadata
+            )
+            wait = min(REDISPATCH_INTERVAL, deadline - loop.time())
+            try:
+                reply = await asyncio.wait_for(layer.receive(reply_to), wait)
+                break
+            except TimeoutError:
+                if loop.time() >= deadline:
+                    raise RuntimeError("no agent worker took the session (are workers running?)") from None
+        if reply.get("type") != "session.started":
+            raise RuntimeError(f"the agent worker could not start: {reply.get('error', 'unknown')}")
+
+    async def shutdown(self) -> None:
+        """Nothing to do here: each worker ends its own sessions when it stops."""
+
+    def prewarm(self) -> None:
+        """The VAD model is loaded by the workers, not by the web process."""
+
+
 @functools.cache
-def get_host() -> InProcessHost:
-    return InProcessHost()
+def get_host() -> AgentHost:
+    return DispatchHost() if settings.VOICE_AGENT_HOST == "dispatch" else InProcessHost()
+
+
+def _reset(*, setting: str, **_: object) -> None:
+    if setting == "VOICE_AGENT_HOST":
+        get_host.cache_clear()
+
+
+setting_changed.connect(_reset)

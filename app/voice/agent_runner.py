@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from livekit.agents import Agent, AgentSession, utils
+from livekit.agents import Agent, AgentSession, CloseEvent, CloseReason, utils
 
 from app.voice import event_bridge, lifecycle, session_store
 from app.voice.groups import control_group
@@ -24,6 +23,16 @@ from app.voice.providers import SessionInfo, build_providers
 
 log = logging.getLogger("app.voice.agent")
 
+# Why the session closed itself → why ours ended. Our own stop detaches the close handler
+# before closing, so a "user initiated" close seen here came from the host: a worker's
+# job shutting down closes its session with aclose().
+CLOSE_REASONS = {
+    CloseReason.ERROR: EndReason.ERROR,
+    CloseReason.JOB_SHUTDOWN: EndReason.SHUTDOWN,
+    CloseReason.USER_INITIATED: EndReason.SHUTDOWN,
+    CloseReason.PARTICIPANT_DISCONNECTED: EndReason.PARTICIPANT_LEFT,
+    CloseReason.TASK_COMPLETED: EndReason.DELETED,
+}
 GREETING_INSTRUCTIONS = "Greet the user warmly in one short sentence and offer your help."
 # On close the session waits this long for a last final transcript (library default 2 s);
 # the person has left or pressed Stop, so a prompt stop matters more than a trailing word.
@@ -125,13 +134,14 @@ class AgentRun:
     def _on_connection_lost(self) -> None:
         self.request_stop(EndReason.ERROR)
 
-    def _on_session_close(self, ev: Any) -> None:
-        if getattr(ev, "error", None) is not None:
+    def _on_session_close(self, ev: CloseEvent) -> None:
+        """The session closed itself (an error, or its job shutting down)."""
+        if ev.error is not None:
             log.error(
                 "session.agent_error",
                 extra={"session_id": self.info.session_id, "room": self.info.room, "error": str(ev.error)},
             )
-        self.request_stop(EndReason.ERROR if ev.error else EndReason.DELETED)
+        self.request_stop(CLOSE_REASONS.get(ev.reason, EndReason.ERROR))
 
     async def _end_if_nobody_joins(self) -> None:
         await asyncio.sleep(settings.VOICE_PARTICIPANT_TIMEOUT)

@@ -107,11 +107,21 @@ class LiveKitGateway:
         await connection.connect(self.url, token, rtc.RoomOptions(auto_subscribe=True))
         return LiveKitRoom(connection)
 
+    async def dispatch_agent(self, *, room: str, agent_name: str, metadata: str) -> None:
+        """Ask LiveKit to send a registered agent worker into `room` (explicit dispatch)."""
+        async with api.LiveKitAPI(self._http_url, self._api_key, self._api_secret) as lkapi:
+            await lkapi.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=metadata)
+            )
+
+    @property
+    def _http_url(self) -> str:
+        return self.url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
+
     async def ping(self, timeout: float = 2.0) -> None:
         """Raise if the LiveKit server does not answer its HTTP health check."""
-        http_url = self.url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
         async with httpx.AsyncClient(timeout=timeout) as client:
-            response = await client.get(http_url.rstrip("/") + "/")
+            response = await client.get(self._http_url.rstrip("/") + "/")
             response.raise_for_status()
 
 
