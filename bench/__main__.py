@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM unwinds like Ctrl-C, so the stacks' context managers stop what they started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("what", choices=["latency", "live", "browser", "capacity", "api", "sweep", "all"])
+    parser.add_argument("what", choices=["latency", "live", "browser", "capacity", "capacity-noagc", "api", "sweep", "all"])
     parser.add_argument("--quick", action="store_true", help="a smoke run (< ~60 s per part), few turns")
     parser.add_argument("--turns", type=int, default=None)
     parser.add_argument("--profiles", default="zero,openai")
@@ -39,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
 
         steps = [1, 2] if args.quick else [1, 2, 3, 4, 6, 8, 10, 12, 16]
         capacity.main("openai", steps, args.turns or (3 if args.quick else 5), "capacity" + suffix)
+    if args.what == "capacity-noagc":
+        # The same sweep with the agent's server-side auto gain control off (bench/asgi.py).
+        from bench import capacity
+
+        steps = [1, 2] if args.quick else [1, 2, 3, 4, 6, 8, 10, 12, 16]
+        capacity.main("openai", steps, args.turns or (3 if args.quick else 5), "capacity_noagc" + suffix,
+                      extra_env={"BENCH_ROOM_AGC": "0"})
     if args.what in ("api",):
         from bench import api
 
@@ -46,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.what in ("sweep",):
         from bench import sweep
 
-        sweep.main(args.turns or (3 if args.quick else 8), "openai", "sweep" + suffix, args.quick)
+        for profile in profiles:
+            name = "sweep" if profile == "openai" else f"sweep_{profile}"
+            sweep.main(args.turns or (3 if args.quick else 8), profile, name + suffix, args.quick)
     return 0
 
 

@@ -49,3 +49,18 @@ def _attach_with_metrics(session: Any, publish: Any) -> None:
 
 event_bridge.TranscriptPublisher.publish = _stamped_publish  # type: ignore[method-assign]
 event_bridge.attach = _attach_with_metrics
+
+
+# Opt-in experiment (BENCH_ROOM_AGC=0): the agent's room input without livekit-agents'
+# server-side auto gain control (a WebRTC APM call per input frame). Measures what that
+# default costs per session; production code is untouched (see the report).
+if os.environ.get("BENCH_ROOM_AGC") == "0":
+    from livekit.agents import room_io
+
+    _RoomOptions = room_io.RoomOptions
+
+    def _room_options_without_agc(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("audio_input", room_io.AudioInputOptions(auto_gain_control=False))
+        return _RoomOptions(*args, **kwargs)
+
+    room_io.RoomOptions = _room_options_without_agc  # type: ignore[assignment,misc]

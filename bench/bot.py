@@ -34,7 +34,10 @@ class BotResult:
 
 class Bot:
     def __init__(self, name: str, room: str, livekit_url: str, backend_url: str | None,
-                 clip: Clip, plan: TurnPlan) -> None:
+                 clip: Clip, plan: TurnPlan, *, listen_ms: int | None = None, speak_ms: int = 20) -> None:
+        """listen_ms/speak_ms: frame sizes; larger frames mean fewer Python FFI events per
+        second (a cheaper bot, for capacity runs) at the same sample-accurate timing."""
+        self.listen_ms, self.frame = listen_ms, speak_ms / 1000
         self.name, self.room_name, self.livekit_url, self.backend_url = name, room, livekit_url, backend_url
         self.clip, self.plan = clip, plan
         self.log = TurnLog()
@@ -47,14 +50,15 @@ class Bot:
     async def _listen(self, track: rtc.Track) -> None:
         # 48 kHz, WebRTC's own rate: no resampling; a peak test is enough to tell the
         # ToneTTS buzz from silence and keeps a bot cheap (100 frames/s each).
-        stream = rtc.AudioStream(track, sample_rate=48000, num_channels=1)
+        stream = rtc.AudioStream(track, sample_rate=48000, num_channels=1, frame_size_ms=self.listen_ms)
         async for event in stream:
             frame = event.frame
             samples = np.frombuffer(frame.data, dtype=np.int16)
-            if samples.size and int(np.abs(samples).max()) > LOUD_PEAK:
+            loud = np.flatnonzero(np.abs(samples) > LOUD_PEAK) if samples.size else ()
+            if len(loud):
                 now = time.monotonic()
-                # The frame's first sample arrived about one frame ago.
-                start = now - frame.samples_per_channel / frame.sample_rate
+                # The frame's last sample arrived now; its first loud sample that much earlier.
+                start = now - (len(samples) - loud[0]) / frame.sample_rate
                 if now - self._last_loud > SEGMENT_GAP:
                     self.log.first_audio.append(start)
                 self._last_loud = now
@@ -65,7 +69,7 @@ class Bot:
     # -- the person's microphone ---------------------------------------------------------
     async def _speak(self, source: rtc.AudioSource) -> None:
         plan, log, clip = self.plan, self.log, self.clip
-        per = int(clip.rate * FRAME)
+        per = int(clip.rate * self.frame)
         n = len(clip.samples) // per + 1
         padded = np.zeros(n * per, dtype=np.int16)
         padded[: len(clip.samples)] = clip.samples
@@ -77,7 +81,7 @@ class Bot:
         async def frames() -> None:
             nonlocal clock
             while True:  # bounded by the turn script below, which cancels this task
-                clock += FRAME
+                clock += self.frame
                 await asyncio.sleep(max(0.0, clock - time.monotonic()))
                 chunk, is_last = pending.pop(0) if pending else (silence, False)
                 await source.capture_frame(rtc.AudioFrame(chunk.tobytes(), clip.rate, 1, per))

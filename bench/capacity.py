@@ -7,6 +7,7 @@ The WS fan-out latency (bridge hand-over → bot's WebSocket) is measured at eve
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import psutil
 
 from bench import common
-from bench.live import attach_metrics, bench_stack, describe, fanout, read_probe, run_bots
+from bench.live import attach_metrics, bench_stack, fanout, fanout_kinds, read_probe, run_bots
 from bench.turns import TurnLog, TurnPlan
 
 
@@ -27,6 +28,8 @@ class Sampler:
         self._stop = threading.Event()
 
     def _tree(self, p: psutil.Process) -> list[psutil.Process]:
+        if p.pid == os.getpid():
+            return [p]  # the driver's children are the stack's servers, counted on their own
         try:
             return [p, *p.children(recursive=True)]
         except psutil.NoSuchProcess:
@@ -78,14 +81,12 @@ class Sampler:
         self.machine_busy_pct = 100 * (busy(sys1) - busy(self.sys0)) / max(1e-9, total(sys1) - total(self.sys0))
 
 
-def main(profile: str, steps: list[int], turns: int, out: str) -> dict[str, Any]:
+def main(profile: str, steps: list[int], turns: int, out: str, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
     clip = common.speech_clip(16000)
     plan = TurnPlan(turns=turns)
     rows: list[dict[str, Any]] = []
     print(f"== capacity, profile {profile}, {turns} turns per session, steps {steps}")
-    import os
-
-    with bench_stack(profile) as stack:
+    with bench_stack(profile, extra=extra_env) as stack:
         pids = {"backend": stack.processes["backend"].pid, "livekit": stack.processes["livekit"].pid,
                 "bots(driver)": os.getpid()}
         idle = Sampler(pids)
@@ -95,17 +96,20 @@ def main(profile: str, steps: list[int], turns: int, out: str) -> dict[str, Any]
         base_p95 = None
         for n in steps:
             with Sampler(pids) as sampler:
-                results = asyncio.run(run_bots(stack, n, plan, clip, prefix=f"cap{n}"))
+                results = asyncio.run(run_bots(stack, n, plan, clip, prefix=f"cap{n}", cheap=True))
             records = read_probe(stack.probe_file)
             merged = TurnLog()
             lat: list[float] = []
             fan: list[float] = []
+            kinds: dict[str, list[float]] = {}
             errors: list[str] = []
             for r in results:
                 attach_metrics(r.log, records, r.session_id)
                 lat += [x for x in r.log.latencies() if x is not None]
                 errors += r.log.errors
                 fan += fanout(r, records)
+                for k, v in fanout_kinds(r, records).items():
+                    kinds.setdefault(k, []).extend(v)
                 merged.user_metrics += r.log.user_metrics
                 merged.agent_metrics += r.log.agent_metrics
             unanswered = sum(x is None for r in results for x in r.log.latencies())
@@ -116,6 +120,7 @@ def main(profile: str, steps: list[int], turns: int, out: str) -> dict[str, Any]
             row = {
                 "sessions": n, "voice_to_voice": s, "unanswered": unanswered, "errors": errors,
                 "ws_fanout": common.summary(fan),
+                "ws_fanout_by_kind": {k: common.summary(v) for k, v in kinds.items()},
                 "setup_s_p50": common.pct([r.setup_seconds for r in results], 50),
                 "cpu_pct": sampler.cpu_pct, "idle_cpu_pct": idle.cpu_pct,
                 "machine_busy_pct": sampler.machine_busy_pct,
@@ -143,7 +148,7 @@ def main(profile: str, steps: list[int], turns: int, out: str) -> dict[str, Any]
     knee = max((r["sessions"] for r in rows if not r["errors"] and not r["unanswered"]
                 and r["voice_to_voice"]["p95"] is not None and r["voice_to_voice"]["p95"] <= 2 * base_p95), default=None)
     print(f"  knee: {knee} concurrent sessions hold p95 <= 2x single-session p95 ({common.fmt(base_p95)})")
-    common.write_result(out, {"kind": "capacity", "profile": profile, "provider_env": common.PROFILES[profile],
+    common.write_result(out, {"kind": "capacity", "profile": profile, "backend_extra_env": extra_env or {}, "provider_env": common.PROFILES[profile],
                               "turns_per_session": turns, "single_session_p95": base_p95, "knee_sessions": knee,
                               "rows": rows})
     _plot(rows, base_p95, out)
@@ -166,15 +171,25 @@ def _plot(rows: list[dict[str, Any]], base_p95: float | None, out: str) -> None:
     if base_p95:
         ax.axhline(2000 * base_p95, color="grey", ls="--", lw=1, label="2x single-session p95")
     ax.set_xlabel("concurrent sessions (bots via LiveKit)")
-    ax.set_ylabel("ms")
+    ax.set_ylabel("ms (log)")
+    ax.set_yscale("log")
     ax2 = ax.twinx()
-    ax2.plot(n, [r["machine_busy_pct"] for r in rows], "^:", color="tab:red", label="machine CPU %")
-    ax2.set_ylabel("machine CPU % (2 cores = 100)")
+    ax2.plot(n, [r["machine_busy_pct"] for r in rows], "^:", color="tab:red", label="machine CPU % (2 cores, incl. others)")
+    ax2.plot(n, [r["cpu_pct"]["backend"] for r in rows], "v:", color="tab:purple", label="backend process CPU % of 1 core")
+    ax2.set_ylabel("CPU %")
     ax2.set_ylim(0, 105)
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="upper left")
-    ax.set_title("Latency vs concurrent sessions", fontsize=9)
+    ax.set_title(f"Latency vs concurrent sessions ({out})", fontsize=9)
     fig.tight_layout()
     path = common.RESULTS / f"{out}.png"
     fig.savefig(path)
     print(f"   -> {path.relative_to(common.ROOT)}")
+
+
+if __name__ == "__main__":  # python -m bench.capacity NAME: redraw NAME.png from NAME.json
+    import json
+    import sys
+
+    data = json.loads((common.RESULTS / f"{sys.argv[1]}.json").read_text())
+    _plot(data["rows"], data["single_session_p95"], sys.argv[1])

@@ -102,6 +102,14 @@ def fanout(result: BotResult, records: list[dict[str, Any]]) -> list[float]:
     return match(result.ws_received, published)
 
 
+def fanout_kinds(result: BotResult, records: list[dict[str, Any]]) -> dict[str, list[float]]:
+    from bench.offline import fanout_by_kind
+
+    published = [(r["t"], r["message"]) for r in records
+                 if r["kind"] == "publish" and r["session_id"] == result.session_id]
+    return fanout_by_kind(result.ws_received, published)
+
+
 def downlink(log: TurnLog) -> list[float]:
     """Agent's playout start (its started_speaking_at, wall) → first loud frame at the bot."""
     out = []
@@ -125,14 +133,15 @@ def describe(log: TurnLog) -> dict[str, Any]:
 
 
 async def run_bots(stack: BenchStack, n: int, plan: TurnPlan, clip: common.Clip, *, prefix: str,
-                   stagger: float = 0.25) -> list[BotResult]:
+                   stagger: float = 0.25, cheap: bool = False) -> list[BotResult]:
     timeout = 60 + plan.turns * 15
     async with httpx.AsyncClient(base_url=stack.backend_url, timeout=60,
                                  headers={"Origin": "http://127.0.0.1:5000"}) as http:
         async def one(i: int) -> BotResult:
             await asyncio.sleep(i * stagger)
             name, room = f"{prefix}-user-{i}", f"{prefix}-room-{i}"
-            bot = Bot(name, room, stack.livekit_url, stack.backend_url, clip, plan)
+            frames = {"listen_ms": 50, "speak_ms": 40} if cheap else {}
+            bot = Bot(name, room, stack.livekit_url, stack.backend_url, clip, plan, **frames)
             return await bot.run(token(room, name), http, timeout)
 
         return await asyncio.gather(*(one(i) for i in range(n)))

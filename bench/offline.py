@@ -184,6 +184,26 @@ def _bare_vad(silero: Any) -> Any:
     return _VAD[key]
 
 
+def kind(message: dict) -> str:
+    if "event" in message:
+        return "speech_event"
+    return "final" if message.get("final") else "interim"
+
+
+def fanout_by_kind(received: list[tuple[float, dict]], published: list[tuple[float, dict]]) -> dict[str, list[float]]:
+    """Like fanout(), split by message kind (finals are persisted before they are sent)."""
+    out: dict[str, list[float]] = {}
+    sent = list(published)
+    j = 0
+    for t_recv, m in ((t, {k: v for k, v in m.items() if k != "seq"}) for t, m in received if "seq" in m):
+        while j < len(sent) and sent[j][1] != m:
+            j += 1
+        if j < len(sent):
+            out.setdefault(kind(m), []).append(t_recv - sent[j][0])
+            j += 1
+    return out
+
+
 def fanout(received: list[tuple[float, dict]], published: list[tuple[float, dict]]) -> list[float]:
     """Delivery latency per message: bridge hand-over → WS client, matched by order."""
     sent = [(t, m) for t, m in published]

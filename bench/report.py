@@ -70,8 +70,9 @@ def main() -> None:
         for key, r in d["results"].items():
             what = "GET /token" if key.startswith("token") else "POST + DELETE /session (pair)"
             w(f"| {what} | {r['concurrency']} | {r['rps']:.1f}/s | {fmt(r['latency']['p50'])} | {fmt(r['latency']['p99'])} | {sum(r['errors'].values())} |")
-    d = _load("sweep")
-    if d:
+    for d in (_load("sweep"), _load("sweep_zero")):
+        if not d:
+            continue
         w("")
         w(f"Settings (bare AgentSession, profile {d['profile']}, {d['turns_per_config']} turns each):")
         w("")
