@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from app.asgi import application
 
 JSON = "application/json"
 
 
 @pytest.fixture
-async def asgi() -> AsyncIterator[httpx.AsyncClient]:
-    """HTTP through the project's real ASGI application, on the test's event loop.
-
-    Unlike django.test.AsyncClient, this goes through Django's ASGIHandler, which runs
-    each sync view in its own thread context as uvicorn does in production; so a DELETE
-    does not wait behind the agent's own database calls.
-    """
-    transport = httpx.ASGITransport(app=application)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
+def asgi(api: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The conftest `api` client (HTTP through the real ASGI app), under this module's name."""
+    return api
 
 
 def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:

@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from channels.testing import WebsocketCommunicator
-from django.test import AsyncClient
 
 from app.asgi import application
 from app.voice.livekit_gateway import get_gateway
@@ -50,9 +50,16 @@ def speech_wav() -> Path:
 
 
 @pytest.fixture
-def api() -> AsyncClient:
-    """Requests go through the ASGI app on the test's event loop, as in production."""
-    return AsyncClient()
+async def api() -> AsyncIterator[httpx.AsyncClient]:
+    """HTTP through the project's real ASGI application, on the test's event loop.
+
+    Django's ASGIHandler runs each sync view in its own thread context, as under uvicorn
+    (django.test.AsyncClient does not, which makes a DELETE wait behind the agent's own
+    database calls until the stop timeout).
+    """
+    transport = httpx.ASGITransport(app=application)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def start(api, room: str, identity: str = "alice") -> str:
-    response = await api.post("/session", {"room": room, "identity": identity}, content_type="application/json")
+    response = await api.post("/session", json={"room": room, "identity": identity})
     assert response.status_code == 201, response.content
     return response.json()["session_id"]
 

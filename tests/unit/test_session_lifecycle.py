@@ -23,7 +23,7 @@ async def test_one_turn_streams_the_contract_messages_then_delete_ends_it(
     gateway.script_room("room-1", PersonScript.saying(speech_wav, speak_after=4.0))
     tasks_before = asyncio.all_tasks()
 
-    response = await api.post("/session", {"room": "room-1", "identity": "alice"}, content_type="application/json")
+    response = await api.post("/session", json={"room": "room-1", "identity": "alice"})
     assert response.status_code == 201, response.content
     session_id = response.json()["session_id"]
     socket = await open_socket(f"/ws/transcript/{session_id}")
