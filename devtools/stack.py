@@ -223,6 +223,18 @@ class Stack:
             self.backend_urls.append(url)
         self.backend_url = self.backend_urls[0]
 
+    def restart_backend(self, *, kill: bool = False) -> None:
+        """Stop the first web process (gracefully, or SIGKILL as in a crash) and start it
+        again on the same port with the same environment."""
+        old = self.processes["backend"]
+        if kill and os.name != "nt":
+            os.killpg(old.pid, signal.SIGKILL)
+            old.popen.wait(10)  # type: ignore[union-attr]
+        else:
+            old.stop()
+        process = self._spawn("backend", old.cmd, old.env)
+        wait_for_http(f"{self.backend_url}/healthz", timeout=60, process=process)
+
     def start_agent_workers(self) -> None:
         for index in range(self.config.agent_workers):
             env = self.backend_env() | {"VOICE_WORKER_PORT": "0"}  # health port: any free one

@@ -1,0 +1,68 @@
+"""A backend restart in the middle of a conversation leaves nothing running.
+
+Graceful (SIGTERM): uvicorn first closes the WebSockets, so the page usually leaves the
+room at once (reason participant_left); otherwise the backend's shutdown ends the
+session (reason shutdown). Crash (SIGKILL): nobody ends it then; the restarted
+backend's sweeper finds the silent row and ends it (reason error) within the
+heartbeat timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from devtools import setup
+from devtools.stack import Stack, StackConfig, running_stack
+from tests.e2e.conftest import Backend
+from tests.e2e.test_acceptance import press_start, wait_until_ended
+
+HEARTBEAT_TIMEOUT = 4.0
+
+
+@pytest.fixture(scope="module")
+def restartable(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    database = tmp_path_factory.mktemp("restart-db") / "restart.sqlite3"
+    config = StackConfig(
+        livekit_server=setup.livekit_server(),
+        log_dir=artifacts_dir / "logs" / "restart",
+        database_url=f"sqlite:///{database}",
+        extra_env={
+            "VOICE_PROVIDERS": "fake",
+            "VOICE_HEARTBEAT_INTERVAL": "1",
+            "VOICE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
+        },
+    )
+    with running_stack(config) as stack:
+        yield stack
+
+
+def nothing_running(backend: Backend) -> bool:
+    status, page = backend.get("/transcripts?limit=100")
+    assert status == 200
+    return all(session["status"] == "ended" for session in page["results"])
+
+
+@pytest.mark.parametrize(
+    ("kill", "reasons"),
+    [(False, {"shutdown", "participant_left"}), (True, {"error"})],
+    ids=["sigterm", "sigkill"],
+)
+def test_backend_restart_mid_session_leaves_nothing_running(
+    page: Page, restartable: Stack, kill: bool, reasons: set[str]
+) -> None:
+    backend = Backend(restartable.backend_url)
+    page.goto(f"{restartable.ui_url}/chat")
+    session_id = press_start(page)
+    expect(page.locator("#transcript .line.agent").first).to_be_visible(timeout=30_000)
+
+    restartable.restart_backend(kill=kill)
+    session, seconds = wait_until_ended(backend, session_id, timeout=HEARTBEAT_TIMEOUT + 10)
+    print(f"\nbackend {'killed' if kill else 'stopped'} → session ended {seconds:.1f} s after restart ({session['end_reason']})")
+    assert session["end_reason"] in reasons
+    assert nothing_running(backend)
+    # The page noticed: it is no longer live.
+    expect(page.locator("#status")).not_to_have_attribute("data-state", "live", timeout=30_000)
