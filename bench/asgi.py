@@ -55,12 +55,12 @@ event_bridge.attach = _attach_with_metrics
 # server-side auto gain control (a WebRTC APM call per input frame). Measures what that
 # default costs per session; production code is untouched (see the report).
 if os.environ.get("BENCH_ROOM_AGC") == "0":
+    from dataclasses import dataclass, field
+
     from livekit.agents import room_io
 
-    _RoomOptions = room_io.RoomOptions
+    @dataclass
+    class _RoomOptionsWithoutAgc(room_io.RoomOptions):
+        audio_input: Any = field(default_factory=lambda: room_io.AudioInputOptions(auto_gain_control=False))
 
-    def _room_options_without_agc(*args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("audio_input", room_io.AudioInputOptions(auto_gain_control=False))
-        return _RoomOptions(*args, **kwargs)
-
-    room_io.RoomOptions = _room_options_without_agc  # type: ignore[assignment,misc]
+    room_io.RoomOptions = _RoomOptionsWithoutAgc  # type: ignore[misc]
