@@ -254,3 +254,27 @@ def test_four_sessions_at_once_stay_isolated(browser: Browser, stack: Stack, bac
         page.get_by_role("button", name="Stop").click()
         expect(page.locator("#status")).to_have_attribute("data-state", "idle", timeout=20_000)
         page.context.close()
+
+
+def test_history_shows_the_finals_that_were_streamed(page: Page, stack: Stack) -> None:
+    open_chat(page, stack, room="charlie-room", identity="charlie-history")
+    session_id = press_start(page)
+    said = ROOM_SCRIPTS["charlie-room"][0]
+    expect(page.locator("#transcript .line.agent .text").nth(1)).to_have_text(f"You said: {said}", timeout=60_000)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#status")).to_have_attribute("data-state", "idle", timeout=20_000)
+    streamed = page.evaluate(
+        "window.voiceAgent.messages.filter(m => m.final === true).map(m => [m.role, m.text])"
+    )
+
+    page.goto(f"{stack.ui_url}/history")
+    page.locator("#sessions tbody tr").filter(has_text="charlie-history").get_by_role("link").click()
+    expect(page.locator("#detail-status")).to_have_attribute("data-state", "ready")
+    lines = page.locator("#detail-transcript .line")
+    expect(lines).to_have_count(len(streamed))
+    shown = [
+        [line.get_attribute("class").split()[-1], line.locator(".text").inner_text()]  # type: ignore[union-attr]
+        for line in lines.all()
+    ]
+    assert shown == streamed
+    assert page.url.endswith(f"/history/{session_id}")
