@@ -39,6 +39,11 @@ def session_ended(reason: str) -> Message:
     return {"event": "session_ended", "reason": reason}
 
 
+def pong() -> Message:
+    """Answer to a client's {"type": "ping"} keep-alive."""
+    return {"type": "pong"}
+
+
 def error(code: str, message: str) -> Message:
     """Answer to a client frame the server cannot use; same shape as HTTP errors."""
     return {"error": {"code": code, "message": message}}

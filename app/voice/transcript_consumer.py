@@ -61,7 +61,7 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
             except (ValueError, RecursionError):  # RecursionError: deeply nested arrays
                 frame = None
         if isinstance(frame, dict) and frame.get("type") == "ping":
-            return await self.send_json({"type": "pong"})
+            return await self.send_json(messages.pong())
         await self.send_json(
             messages.error("unsupported_frame", "This socket only sends; the only accepted frame is {\"type\": \"ping\"}.")
         )
