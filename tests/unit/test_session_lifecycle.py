@@ -17,6 +17,13 @@ from tests.unit.conftest import receive_until
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def _step(message: dict) -> str:
+    """One message as 'role:event' or 'role:interim|final:text', for sequence assertions."""
+    if "event" in message:
+        return f"{message['role']}:{message['event']}"
+    return f"{message['role']}:{'final' if message['final'] else 'interim'}:{message['text']}"
+
+
 async def test_one_turn_streams_the_contract_messages_then_delete_ends_it(
     api, open_socket, gateway: FakeLiveKitGateway, speech_wav: Path
 ) -> None:
@@ -31,20 +38,25 @@ async def test_one_turn_streams_the_contract_messages_then_delete_ends_it(
     reply = f"You said: {DEFAULT_UTTERANCES[0]}"
     received = await receive_until(socket, lambda m: m.get("text") == reply, timeout=30)
     shapes = [{k: v for k, v in m.items() if k != "seq"} for m in received]
+    steps = [_step(m) for m in shapes]
+    print("\nobserved:", *steps, sep="\n  ")
 
-    greeting = {"role": "agent", "text": DEFAULT_GREETING, "final": True}
-    user_final = {"role": "user", "text": DEFAULT_UTTERANCES[0], "final": True}
-    assert greeting in shapes
-    assert user_final in shapes
-    interims = [m for m in shapes if m.get("final") is False]
-    assert interims and all(m["role"] == "user" and DEFAULT_UTTERANCES[0].startswith(m["text"]) for m in interims)
-    # Speaking events bracket each side's speech, in order.
-    events = [(m["role"], m["event"]) for m in shapes if "event" in m]
-    assert events.index(("user", "speech_started")) < events.index(("user", "speech_ended"))
-    assert ("agent", "speech_started") in events
-    # Order of the conversation: greeting, user's final, then the reply.
-    order = [shapes.index(greeting), shapes.index(user_final), len(shapes) - 1]
-    assert order == sorted(order)
+    # The greeting (its final line, then the end of its speech), then the user's turn.
+    assert steps[: steps.index("user:speech_started")][-2:] == [f"agent:final:{DEFAULT_GREETING}", "agent:speech_ended"]
+    turn = steps[steps.index("user:speech_started") :]
+    interims = [step for step in turn if step.startswith("user:interim:")]
+    said = DEFAULT_UTTERANCES[0]
+    assert turn == [
+        "user:speech_started",
+        *interims,
+        "user:speech_ended",
+        f"user:final:{said}",
+        "agent:speech_started",
+        f"agent:final:{reply}",
+    ]
+    # Interims reveal the utterance word by word while the person speaks.
+    texts = [step.removeprefix("user:interim:") for step in interims]
+    assert texts and all(said.startswith(t) for t in texts) and texts == sorted(texts, key=len)
     # Numbered without gaps from where this subscriber joined, so clients can order and dedupe.
     seqs = [m["seq"] for m in received]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
