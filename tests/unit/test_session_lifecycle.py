@@ -46,14 +46,13 @@ async def test_one_turn_streams_the_contract_messages_then_delete_ends_it(
     turn = steps[steps.index("user:speech_started") :]
     interims = [step for step in turn if step.startswith("user:interim:")]
     said = DEFAULT_UTTERANCES[0]
-    assert turn == [
-        "user:speech_started",
-        *interims,
-        "user:speech_ended",
-        f"user:final:{said}",
-        "agent:speech_started",
-        f"agent:final:{reply}",
-    ]
+    assert turn[: len(interims) + 1] == ["user:speech_started", *interims]
+    # The session's VAD and the STT's own VAD stream race to the end of speech: either
+    # the speaking indicator or the final transcript may come first.
+    assert sorted(turn[len(interims) + 1 : len(interims) + 3]) == sorted(
+        ["user:speech_ended", f"user:final:{said}"]
+    )
+    assert turn[len(interims) + 3 :] == ["agent:speech_started", f"agent:final:{reply}"]
     # Interims reveal the utterance word by word while the person speaks.
     texts = [step.removeprefix("user:interim:") for step in interims]
     assert texts and all(said.startswith(t) for t in texts) and texts == sorted(texts, key=len)
