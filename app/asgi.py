@@ -13,8 +13,8 @@ import livekit.plugins.silero  # noqa: E402, F401
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from app.voice.routing import websocket_urlpatterns  # noqa: E402
 from app.voice.lifespan import with_lifespan  # noqa: E402
+from app.voice.routing import websocket_urlpatterns  # noqa: E402
 
 application = with_lifespan(
     ProtocolTypeRouter(

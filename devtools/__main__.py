@@ -13,6 +13,7 @@ from devtools import setup
 from devtools.stack import ROOT, StackConfig, running_stack
 
 PYTEST_NO_TESTS = 5
+LINTED = ["app", "ui", "fakes", "devtools", "tests"]
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -63,6 +64,9 @@ def _pytest(*args: str) -> int:
 def cmd_test(args: argparse.Namespace) -> int:
     setup.for_tests()
     failures = 0
+    if args.suite in ("all", "lint"):
+        setup.step("lint (ruff)")
+        failures += subprocess.call([sys.executable, "-m", "ruff", "check", *LINTED], cwd=ROOT) != 0
     if args.suite in ("all", "unit"):
         setup.step("unit tests")
         failures += _pytest("tests/unit", *args.pytest_args) != 0
@@ -83,7 +87,7 @@ def main() -> int:
     p.add_argument("--backend-port", type=int, default=int(os.environ.get("BACKEND_PORT", 8000)))
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("test", help="run the unit and end-to-end tests")
-    p.add_argument("--suite", choices=["all", "unit", "e2e"], default="all")
+    p.add_argument("--suite", choices=["all", "lint", "unit", "e2e"], default="all")
     p.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     p.set_defaults(func=cmd_test)
     args = parser.parse_args()

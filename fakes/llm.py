@@ -6,8 +6,7 @@ import asyncio
 import itertools
 from typing import Any
 
-from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
-from livekit.agents import llm
+from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr, llm
 
 DEFAULT_GREETING = "Hi! I am your voice assistant. How can I help you today?"
 DEFAULT_REPLY = "You said: {text}"

@@ -12,8 +12,7 @@ import itertools
 import time
 from collections.abc import Sequence
 
-from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
-from livekit.agents import stt, utils
+from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr, stt, utils
 from livekit.agents.vad import VAD, VADEvent, VADEventType
 
 DEFAULT_UTTERANCES = ("Hello, can you hear me?", "What can you do for me?", "Thank you, bye.")

@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from app.voice.models import TranscriptEntry, VoiceSession
 
+
 class FullMatchValidator(RegexValidator):
     """RegexValidator that matches the whole value: `$` alone would let "room\n" through.
 

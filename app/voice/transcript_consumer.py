@@ -63,7 +63,9 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(frame, dict) and frame.get("type") == "ping":
             return await self.send_json(messages.pong())
         await self.send_json(
-            messages.error("unsupported_frame", "This socket only sends; the only accepted frame is {\"type\": \"ping\"}.")
+            messages.error(
+                "unsupported_frame", 'This socket only sends; the only accepted frame is {"type": "ping"}.'
+            )
         )
 
     async def transcript_message(self, event: dict[str, Any]) -> None:

@@ -81,7 +81,8 @@ def test_start_flow_each_step_is_observable(page: Page, stack: Stack, backend: B
     session_id = press_start(page)
 
     # GET /token → LiveKit → POST /session → WS, in that order.
-    calls = [c for c in requests if c.startswith(("GET " + stack.backend_url + "/token", "POST " + stack.backend_url + "/session"))]
+    api_calls = (f"GET {stack.backend_url}/token", f"POST {stack.backend_url}/session")
+    calls = [c for c in requests if c.startswith(api_calls)]
     assert calls == [f"GET {stack.backend_url}/token", f"POST {stack.backend_url}/session"]
     livekit_ws = [u for u in sockets if u.startswith(stack.livekit_url)]
     transcript_ws = [u for u in sockets if f"/ws/transcript/{session_id}" in u]
@@ -186,7 +187,8 @@ def freezable_browser(
     marker = speech_wav.with_name(f"netcut-{uuid.uuid4().hex}.wav")
     shutil.copy(speech_wav, marker)
     args = [a for a in browser_type_launch_args["args"] if not a.startswith("--use-file-for-fake-audio-capture")]
-    browser = browser_type.launch(**{**browser_type_launch_args, "args": [*args, f"--use-file-for-fake-audio-capture={marker}"]})
+    args.append(f"--use-file-for-fake-audio-capture={marker}")
+    browser = browser_type.launch(**{**browser_type_launch_args, "args": args})
     try:
         yield browser, str(marker)
     finally:
@@ -215,7 +217,9 @@ def test_cutting_the_network_ends_the_session_within_a_bound(
     assert session["end_reason"] == "participant_left"
 
 
-def test_two_people_talk_at_once_without_cross_talk(browser: Browser, stack: Stack, backend: Backend, artifacts_dir: Path) -> None:
+def test_two_people_talk_at_once_without_cross_talk(
+    browser: Browser, stack: Stack, backend: Backend, artifacts_dir: Path
+) -> None:
     rooms = ["alpha-room", "bravo-room"]
     pages = {room: browser.new_context().new_page() for room in rooms}
     ids = {}
@@ -247,7 +251,8 @@ def test_four_sessions_at_once_stay_isolated(browser: Browser, stack: Stack, bac
         press_start(page)
     for room, page in pages.items():
         said = ROOM_SCRIPTS[room][0]
-        expect(page.locator("#transcript .line.agent .text").filter(has_text=f"You said: {said}")).to_have_count(1, timeout=60_000)
+        reply = page.locator("#transcript .line.agent .text").filter(has_text=f"You said: {said}")
+        expect(reply).to_have_count(1, timeout=60_000)
         shown = " ".join(final_lines(page, "user") + final_lines(page, "agent"))
         assert not any(ROOM_SCRIPTS[other][0] in shown for other in ROOM_SCRIPTS if other != room)
     for page in pages.values():

@@ -61,7 +61,8 @@ def test_backend_restart_mid_session_leaves_nothing_running(
 
     restartable.restart_backend(kill=kill)
     session, seconds = wait_until_ended(backend, session_id, timeout=HEARTBEAT_TIMEOUT + 10)
-    print(f"\nbackend {'killed' if kill else 'stopped'} → session ended {seconds:.1f} s after restart ({session['end_reason']})")
+    how = "killed" if kill else "stopped"
+    print(f"\nbackend {how} → session ended {seconds:.1f} s after restart ({session['end_reason']})")
     assert session["end_reason"] in reasons
     assert nothing_running(backend)
     # The page noticed: it is no longer live.

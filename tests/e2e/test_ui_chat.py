@@ -237,7 +237,8 @@ def test_session_refused_when_room_is_busy(page: Page, stack: Stack, artifacts_d
         expect(error).to_be_visible()
         expect(page.locator("#error-title")).to_have_text("This room is busy")
         expect(page.locator("#error-message")).to_contain_text("already has a live agent session")
-        assert page.evaluate("[window.voiceAgent.errorKind, window.voiceAgent.roomState]") == ["room_busy", "disconnected"]
+        state = page.evaluate("[window.voiceAgent.errorKind, window.voiceAgent.roomState]")
+        assert state == ["room_busy", "disconnected"]
         page.screenshot(path=artifacts_dir / "chat-error-room-busy.png", full_page=True)
         # One click away from a fresh room.
         page.get_by_role("button", name="Use a new room").click()
@@ -292,8 +293,8 @@ def test_microphone_denied(strict_browser: Browser, stack: Stack, artifacts_dir:
         expect(page.locator("#status")).to_have_attribute("data-state", "error", timeout=30_000)
         expect(page.locator("#error-title")).to_have_text("Microphone access is blocked")
         expect(page.locator("#error-hint")).to_contain_text("Allow the microphone")
-        assert page.evaluate("[window.voiceAgent.errorKind, window.voiceAgent.roomState, window.voiceAgent.sessionId]") == [
-            "mic_denied", "disconnected", None]
+        state = page.evaluate("[window.voiceAgent.errorKind, window.voiceAgent.roomState, window.voiceAgent.sessionId]")
+        assert state == ["mic_denied", "disconnected", None]
         expect(page.get_by_role("button", name="Start")).to_be_enabled()
         page.screenshot(path=artifacts_dir / "chat-error-mic-denied.png", full_page=True)
     finally:

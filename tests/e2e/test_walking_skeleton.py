@@ -6,10 +6,10 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from devtools.stack import Stack
 from fakes.llm import DEFAULT_GREETING
 from fakes.stt import DEFAULT_UTTERANCES
 from tests.e2e.conftest import Backend
-from devtools.stack import Stack
 
 AUDIBLE_RMS = 0.02  # the fake TTS plays at ~0.2 RMS; silence reads ~0
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from app.voice import lifecycle
 from app.voice.agent_host import get_host
 from app.voice.models import TranscriptEntry, VoiceSession
 from fakes.livekit import FakeLiveKitGateway, PersonScript
