@@ -11,7 +11,9 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl-C, so the stacks' context managers stop what they started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("what", choices=["latency", "live", "browser", "capacity", "capacity-noagc", "api", "sweep", "all"])
+    parser.add_argument(
+        "what", choices=["latency", "live", "browser", "capacity", "capacity-noagc", "api", "sweep", "all"]
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run (< ~60 s per part), few turns")
     parser.add_argument("--turns", type=int, default=None)
     parser.add_argument("--profiles", default="zero,openai")
@@ -47,8 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         from bench import capacity
 
         steps = [1, 2] if args.quick else [1, 2, 3, 4, 6, 8, 10, 12, 16]
-        capacity.main("openai", steps, args.turns or (3 if args.quick else 5), "capacity_noagc" + suffix,
-                      extra_env={"BENCH_ROOM_AGC": "0"})
+        capacity.main(
+            "openai",
+            steps,
+            args.turns or (3 if args.quick else 5),
+            "capacity_noagc" + suffix,
+            extra_env={"BENCH_ROOM_AGC": "0"},
+        )
     if args.what in ("api",):
         from bench import api
 

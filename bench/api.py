@@ -32,8 +32,14 @@ async def _load(http: httpx.AsyncClient, count: int, concurrency: int, request: 
     started = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.monotonic() - started
-    return {"requests": count, "concurrency": concurrency, "seconds": elapsed, "rps": count / elapsed,
-            "latency": common.summary(latencies), "errors": errors}
+    return {
+        "requests": count,
+        "concurrency": concurrency,
+        "seconds": elapsed,
+        "rps": count / elapsed,
+        "latency": common.summary(latencies),
+        "errors": errors,
+    }
 
 
 async def _token(http: httpx.AsyncClient, i: int) -> int:
@@ -55,13 +61,19 @@ async def _run(backend: str, quick: bool) -> dict[str, Any]:
         for conc in (1, 16):
             key = f"token_c{conc}"
             out[key] = await _load(http, 100 if quick else 1000, conc, _token)
-            print(f"  GET /token            c={conc:<2} {out[key]['rps']:7.0f} req/s  p50 {common.fmt(out[key]['latency']['p50'])}"
-                  f" p99 {common.fmt(out[key]['latency']['p99'])}  errors={out[key]['errors']}", flush=True)
+            print(
+                f"  GET /token            c={conc:<2} {out[key]['rps']:7.0f} req/s  p50 {common.fmt(out[key]['latency']['p50'])}"
+                f" p99 {common.fmt(out[key]['latency']['p99'])}  errors={out[key]['errors']}",
+                flush=True,
+            )
         for conc in (1, 4):
             key = f"session_c{conc}"
             out[key] = await _load(http, 4 if quick else 30, conc, _session)
-            print(f"  POST+DELETE /session  c={conc:<2} {out[key]['rps']:7.1f} pairs/s p50 {common.fmt(out[key]['latency']['p50'])}"
-                  f" p99 {common.fmt(out[key]['latency']['p99'])}  errors={out[key]['errors']}", flush=True)
+            print(
+                f"  POST+DELETE /session  c={conc:<2} {out[key]['rps']:7.1f} pairs/s p50 {common.fmt(out[key]['latency']['p50'])}"
+                f" p99 {common.fmt(out[key]['latency']['p99'])}  errors={out[key]['errors']}",
+                flush=True,
+            )
     return out
 
 

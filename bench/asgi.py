@@ -41,8 +41,14 @@ def _attach_with_metrics(session: Any, publish: Any) -> None:
     def on_item(ev: Any) -> None:
         item = ev.item
         if getattr(item, "type", None) == "message" and item.role in ("user", "assistant"):
-            _write({"kind": "metrics", "session_id": session_id, "role": item.role,
-                    "metrics": dict(getattr(item, "metrics", None) or {})})
+            _write(
+                {
+                    "kind": "metrics",
+                    "session_id": session_id,
+                    "role": item.role,
+                    "metrics": dict(getattr(item, "metrics", None) or {}),
+                }
+            )
 
     session.on("conversation_item_added", on_item)
 

@@ -20,9 +20,13 @@ from fakes.tts import ToneTTS
 
 
 async def main(url: str, room_name: str, identity: str, metrics_file: str) -> None:
-    token = (api.AccessToken(os.environ.get("LIVEKIT_API_KEY", "devkey"), os.environ.get("LIVEKIT_API_SECRET", "secret"))
-             .with_identity("bare-agent").with_grants(api.VideoGrants(room_join=True, room=room_name))
-             .with_ttl(timedelta(minutes=30)).to_jwt())
+    token = (
+        api.AccessToken(os.environ.get("LIVEKIT_API_KEY", "devkey"), os.environ.get("LIVEKIT_API_SECRET", "secret"))
+        .with_identity("bare-agent")
+        .with_grants(api.VideoGrants(room_join=True, room=room_name))
+        .with_ttl(timedelta(minutes=30))
+        .to_jwt()
+    )
     room = rtc.Room()
     await room.connect(url, token)
     env = os.environ
@@ -30,25 +34,38 @@ async def main(url: str, room_name: str, identity: str, metrics_file: str) -> No
     session = AgentSession(
         vad=vad,
         stt=ScriptedSTT(vad=vad, utterances=[env["FAKE_STT_UTTERANCES"]], final_delay=float(env["FAKE_STT_DELAY"])),
-        llm=ScriptedLLM(first_token_delay=float(env["FAKE_LLM_FIRST_TOKEN_DELAY"]),
-                        token_interval=float(env["FAKE_LLM_TOKEN_INTERVAL"])),
+        llm=ScriptedLLM(
+            first_token_delay=float(env["FAKE_LLM_FIRST_TOKEN_DELAY"]),
+            token_interval=float(env["FAKE_LLM_TOKEN_INTERVAL"]),
+        ),
         tts=ToneTTS(first_audio_delay=float(env["FAKE_TTS_FIRST_AUDIO_DELAY"])),
-        turn_handling={"turn_detection": "vad", "endpointing": {"min_delay": float(env.get("VOICE_ENDPOINTING_DELAY", "0.5"))},
-                       "interruption": {"mode": "vad"}},
+        turn_handling={
+            "turn_detection": "vad",
+            "endpointing": {"min_delay": float(env.get("VOICE_ENDPOINTING_DELAY", "0.5"))},
+            "interruption": {"mode": "vad"},
+        },
     )
-    out = open(metrics_file, "a", buffering=1)  # noqa: SIM115
+    out = open(metrics_file, "a", buffering=1)  # noqa: ASYNC230, SIM115 - once, before the session starts
 
     def on_item(ev: object) -> None:
         item = ev.item  # type: ignore[attr-defined]
         if getattr(item, "type", None) == "message" and item.role in ("user", "assistant"):
-            out.write(json.dumps({"kind": "metrics", "session_id": "bare", "role": item.role,
-                                  "metrics": dict(item.metrics or {})}) + "\n")
+            out.write(
+                json.dumps(
+                    {"kind": "metrics", "session_id": "bare", "role": item.role, "metrics": dict(item.metrics or {})}
+                )
+                + "\n"
+            )
 
     session.on("conversation_item_added", on_item)
     closed = asyncio.Event()
     session.on("close", lambda _ev: closed.set())
-    await session.start(agent=Agent(instructions="bench"), room=room,
-                        room_options=room_io.RoomOptions(participant_identity=identity), record=False)
+    await session.start(
+        agent=Agent(instructions="bench"),
+        room=room,
+        room_options=room_io.RoomOptions(participant_identity=identity),
+        record=False,
+    )
     session.generate_reply(instructions="greet")
     print("bare-agent: ready", flush=True)
     try:

@@ -33,8 +33,18 @@ class BotResult:
 
 
 class Bot:
-    def __init__(self, name: str, room: str, livekit_url: str, backend_url: str | None,
-                 clip: Clip, plan: TurnPlan, *, listen_ms: int | None = None, speak_ms: int = 20) -> None:
+    def __init__(
+        self,
+        name: str,
+        room: str,
+        livekit_url: str,
+        backend_url: str | None,
+        clip: Clip,
+        plan: TurnPlan,
+        *,
+        listen_ms: int | None = None,
+        speak_ms: int = 20,
+    ) -> None:
         """listen_ms/speak_ms: frame sizes; larger frames mean fewer Python FFI events per
         second (a cheaper bot, for capacity runs) at the same sample-accurate timing."""
         self.listen_ms, self.frame = listen_ms, speak_ms / 1000
@@ -103,7 +113,7 @@ class Bot:
                 log.speech_starts.append(time.monotonic())
                 pending.extend((row, i == n - 1) for i, row in enumerate(speech))
                 await self._wait(lambda: last_chunk[0] is None, 15.0, f"speech {turn}")
-                await self._wait(lambda: len(log.first_audio) > heard, plan.reply_timeout, f"reply {turn}")
+                await self._wait(lambda h=heard: len(log.first_audio) > h, plan.reply_timeout, f"reply {turn}")
             await self._wait(lambda: self._agent_quiet_for() >= plan.quiet_before, 30.0, "last reply")
         finally:
             pump.cancel()
@@ -129,14 +139,21 @@ class Bot:
     async def run(self, token: str, http: httpx.AsyncClient | None, timeout: float) -> BotResult:
         started = time.monotonic()
         room = rtc.Room()
-        room.on("track_subscribed", lambda track, *_: self._tasks.append(asyncio.create_task(self._listen(track)))
-                if track.kind == rtc.TrackKind.KIND_AUDIO else None)
+        room.on(
+            "track_subscribed",
+            lambda track, *_: (
+                self._tasks.append(asyncio.create_task(self._listen(track)))
+                if track.kind == rtc.TrackKind.KIND_AUDIO
+                else None
+            ),
+        )
         source = rtc.AudioSource(self.clip.rate, 1, queue_size_ms=200)
         try:
             await room.connect(self.livekit_url, token, rtc.RoomOptions(auto_subscribe=True))
             track = rtc.LocalAudioTrack.create_audio_track("mic", source)
             await room.local_participant.publish_track(
-                track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+                track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+            )
             if http is not None:
                 response = await http.post("/session", json={"room": self.room_name, "identity": self.name})
                 if response.status_code != 201:

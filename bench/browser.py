@@ -18,8 +18,12 @@ from bench.turns import TurnLog
 from devtools import setup
 
 FLAGS = [
-    "--disable-gpu", "--disable-quic", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required", "--allow-loopback-in-peer-connection",
+    "--disable-gpu",
+    "--disable-quic",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    "--allow-loopback-in-peer-connection",
 ]
 
 INIT = """
@@ -100,8 +104,11 @@ def run(profile: str, turns: int) -> dict[str, Any]:
     wav, _, _ = common.browser_wav(period)
     print(f"== browser (Chromium fake mic, real stack), profile {profile}: loop {period} s, ~{turns} turns")
     with bench_stack(profile, with_ui=True) as stack, sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(setup.chromium()), headless=True,
-                                     args=[*FLAGS, f"--use-file-for-fake-audio-capture={wav}"])
+        browser = pw.chromium.launch(
+            executable_path=str(setup.chromium()),
+            headless=True,
+            args=[*FLAGS, f"--use-file-for-fake-audio-capture={wav}"],
+        )
         try:
             page = browser.new_page()
             page.add_init_script(INIT)
@@ -120,11 +127,17 @@ def run(profile: str, turns: int) -> dict[str, Any]:
         finally:
             browser.close()
     log = turns_from_edges(edges)
-    log.speech_ends, log.speech_starts = log.speech_ends[1:turns + 1], log.speech_starts[1:turns + 1]  # 1st may overlap the greeting
+    log.speech_ends, log.speech_starts = (
+        log.speech_ends[1 : turns + 1],
+        log.speech_starts[1 : turns + 1],
+    )  # 1st may overlap the greeting
     d = describe(log)
     d["loop_period_s"] = period
     s = d["voice_to_voice"]
-    print(f"  browser n={s['n']:>2}  p50 {common.fmt(s['p50'])}  p95 {common.fmt(s['p95'])}  unanswered={d['unanswered']}", flush=True)
+    print(
+        f"  browser n={s['n']:>2}  p50 {common.fmt(s['p50'])}  p95 {common.fmt(s['p95'])}  unanswered={d['unanswered']}",
+        flush=True,
+    )
     return d
 
 

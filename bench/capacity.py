@@ -81,14 +81,19 @@ class Sampler:
         self.machine_busy_pct = 100 * (busy(sys1) - busy(self.sys0)) / max(1e-9, total(sys1) - total(self.sys0))
 
 
-def main(profile: str, steps: list[int], turns: int, out: str, extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+def main(
+    profile: str, steps: list[int], turns: int, out: str, extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
     clip = common.speech_clip(16000)
     plan = TurnPlan(turns=turns)
     rows: list[dict[str, Any]] = []
     print(f"== capacity, profile {profile}, {turns} turns per session, steps {steps}")
     with bench_stack(profile, extra=extra_env) as stack:
-        pids = {"backend": stack.processes["backend"].pid, "livekit": stack.processes["livekit"].pid,
-                "bots(driver)": os.getpid()}
+        pids = {
+            "backend": stack.processes["backend"].pid,
+            "livekit": stack.processes["livekit"].pid,
+            "bots(driver)": os.getpid(),
+        }
         idle = Sampler(pids)
         with idle:
             time.sleep(3)
@@ -118,39 +123,71 @@ def main(profile: str, steps: list[int], turns: int, out: str, extra_env: dict[s
             per_session_cpu = (sampler.cpu_pct["backend"] - idle.cpu_pct["backend"]) / n
             rss_per = (sampler.peak_rss["backend"] - baseline_rss["backend"]) / n / 2**20
             row = {
-                "sessions": n, "voice_to_voice": s, "unanswered": unanswered, "errors": errors,
+                "sessions": n,
+                "voice_to_voice": s,
+                "unanswered": unanswered,
+                "errors": errors,
                 "ws_fanout": common.summary(fan),
                 "ws_fanout_by_kind": {k: common.summary(v) for k, v in kinds.items()},
                 "setup_s_p50": common.pct([r.setup_seconds for r in results], 50),
-                "cpu_pct": sampler.cpu_pct, "idle_cpu_pct": idle.cpu_pct,
+                "cpu_pct": sampler.cpu_pct,
+                "idle_cpu_pct": idle.cpu_pct,
                 "machine_busy_pct": sampler.machine_busy_pct,
                 "backend_cpu_pct_per_session": per_session_cpu,
                 "peak_rss_mb": {k: v / 2**20 for k, v in sampler.peak_rss.items()},
                 "backend_rss_mb_per_session": rss_per,
                 "stage_p50": {
-                    "end_of_turn_delay": common.pct([m["end_of_turn_delay"] for m in merged.user_metrics if "end_of_turn_delay" in m], 50),
-                    "llm_ttft": common.pct([m["llm_node_ttft"] for m in merged.agent_metrics if "llm_node_ttft" in m], 50),
-                    "tts_ttfb": common.pct([m["tts_node_ttfb"] for m in merged.agent_metrics if "tts_node_ttfb" in m], 50),
+                    "end_of_turn_delay": common.pct(
+                        [m["end_of_turn_delay"] for m in merged.user_metrics if "end_of_turn_delay" in m], 50
+                    ),
+                    "llm_ttft": common.pct(
+                        [m["llm_node_ttft"] for m in merged.agent_metrics if "llm_node_ttft" in m], 50
+                    ),
+                    "tts_ttfb": common.pct(
+                        [m["tts_node_ttfb"] for m in merged.agent_metrics if "tts_node_ttfb" in m], 50
+                    ),
                 },
                 "step_seconds": sampler.elapsed,
             }
             rows.append(row)
             over = s["p95"] is not None and base_p95 is not None and s["p95"] > 2 * base_p95
-            print(f"  N={n:>3}  v2v p50 {common.fmt(s['p50']):>7} p95 {common.fmt(s['p95']):>7} (n={s['n']}, unanswered {unanswered})"
-                  f"  ws p50/p99 {common.fmt(row['ws_fanout']['p50'])}/{common.fmt(row['ws_fanout']['p99'])}"
-                  f"  cpu% backend {sampler.cpu_pct['backend']:.0f} livekit {sampler.cpu_pct['livekit']:.0f}"
-                  f" bots {sampler.cpu_pct['bots(driver)']:.0f} machine {sampler.machine_busy_pct:.0f}"
-                  f"  backend/session {per_session_cpu:.1f}% {rss_per:.1f} MB  errors={len(errors)}"
-                  f"  [{sampler.elapsed:.0f} s]", flush=True)
+            print(
+                f"  N={n:>3}  v2v p50 {common.fmt(s['p50']):>7} p95 {common.fmt(s['p95']):>7} (n={s['n']}, unanswered {unanswered})"
+                f"  ws p50/p99 {common.fmt(row['ws_fanout']['p50'])}/{common.fmt(row['ws_fanout']['p99'])}"
+                f"  cpu% backend {sampler.cpu_pct['backend']:.0f} livekit {sampler.cpu_pct['livekit']:.0f}"
+                f" bots {sampler.cpu_pct['bots(driver)']:.0f} machine {sampler.machine_busy_pct:.0f}"
+                f"  backend/session {per_session_cpu:.1f}% {rss_per:.1f} MB  errors={len(errors)}"
+                f"  [{sampler.elapsed:.0f} s]",
+                flush=True,
+            )
             if over or errors or unanswered:
                 print(f"  stop: {'p95 > 2x single-session p95' if over else 'errors/unanswered turns'} at N={n}")
                 break
-    knee = max((r["sessions"] for r in rows if not r["errors"] and not r["unanswered"]
-                and r["voice_to_voice"]["p95"] is not None and r["voice_to_voice"]["p95"] <= 2 * base_p95), default=None)
+    knee = max(
+        (
+            r["sessions"]
+            for r in rows
+            if not r["errors"]
+            and not r["unanswered"]
+            and r["voice_to_voice"]["p95"] is not None
+            and r["voice_to_voice"]["p95"] <= 2 * base_p95
+        ),
+        default=None,
+    )
     print(f"  knee: {knee} concurrent sessions hold p95 <= 2x single-session p95 ({common.fmt(base_p95)})")
-    common.write_result(out, {"kind": "capacity", "profile": profile, "backend_extra_env": extra_env or {}, "provider_env": common.PROFILES[profile],
-                              "turns_per_session": turns, "single_session_p95": base_p95, "knee_sessions": knee,
-                              "rows": rows})
+    common.write_result(
+        out,
+        {
+            "kind": "capacity",
+            "profile": profile,
+            "backend_extra_env": extra_env or {},
+            "provider_env": common.PROFILES[profile],
+            "turns_per_session": turns,
+            "single_session_p95": base_p95,
+            "knee_sessions": knee,
+            "rows": rows,
+        },
+    )
     _plot(rows, base_p95, out)
     return {"rows": rows, "knee": knee}
 
@@ -174,8 +211,12 @@ def _plot(rows: list[dict[str, Any]], base_p95: float | None, out: str) -> None:
     ax.set_ylabel("ms (log)")
     ax.set_yscale("log")
     ax2 = ax.twinx()
-    ax2.plot(n, [r["machine_busy_pct"] for r in rows], "^:", color="tab:red", label="machine CPU % (2 cores, incl. others)")
-    ax2.plot(n, [r["cpu_pct"]["backend"] for r in rows], "v:", color="tab:purple", label="backend process CPU % of 1 core")
+    ax2.plot(
+        n, [r["machine_busy_pct"] for r in rows], "^:", color="tab:red", label="machine CPU % (2 cores, incl. others)"
+    )
+    ax2.plot(
+        n, [r["cpu_pct"]["backend"] for r in rows], "v:", color="tab:purple", label="backend process CPU % of 1 core"
+    )
     ax2.set_ylabel("CPU %")
     ax2.set_ylim(0, 105)
     lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]

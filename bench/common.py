@@ -75,9 +75,7 @@ def trim_voiced(samples: np.ndarray, rate: int, threshold_dbfs: float = -45.0) -
 def speech_clip(rate: int = 16000, text: str = USER_SPEECH) -> Clip:
     from devtools import setup
 
-    path = setup.speech_wav(
-        text, CACHE / f"speech-{rate}.wav", rate=rate, lead_silence=0, tail_silence=0
-    )
+    path = setup.speech_wav(text, CACHE / f"speech-{rate}.wav", rate=rate, lead_silence=0, tail_silence=0)
     with wave.open(str(path), "rb") as wav:
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
         return Clip(trim_voiced(samples, wav.getframerate()), wav.getframerate())
@@ -134,9 +132,7 @@ def environment() -> dict[str, object]:
 
     def git(*args: str) -> str:
         try:
-            return subprocess.run(
-                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10
-            ).stdout.strip()
+            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
         except Exception:  # noqa: BLE001 - informational only
             return ""
 
@@ -162,7 +158,10 @@ def environment() -> dict[str, object]:
             p: version(p)
             for p in ("livekit-agents", "livekit-plugins-silero", "livekit", "django", "channels", "uvicorn")
         },
-        "git": {"commit": git("rev-parse", "--short", "HEAD"), "dirty_files": len(git("status", "--porcelain").splitlines())},
+        "git": {
+            "commit": git("rev-parse", "--short", "HEAD"),
+            "dirty_files": len(git("status", "--porcelain").splitlines()),
+        },
     }
 
 

@@ -32,10 +32,12 @@ def describe(log: Any) -> dict[str, Any]:
 def line(label: str, d: dict[str, Any]) -> str:
     s = d["voice_to_voice"]
     b = d["breakdown_p50"]
-    return (f"  {label:<6} n={s['n']:>2}  p50 {common.fmt(s['p50']):>7}  p95 {common.fmt(s['p95']):>7}"
-            f"  | p50 stages: vad-end {common.fmt(b['vad_end_lag'])}, end-of-turn {common.fmt(b['end_of_turn_delay'])},"
-            f" stt {common.fmt(b['transcription_delay'])}, llm-ttft {common.fmt(b['llm_ttft'])},"
-            f" tts-ttfb {common.fmt(b['tts_ttfb'])}  errors={len(d['errors'])}")
+    return (
+        f"  {label:<6} n={s['n']:>2}  p50 {common.fmt(s['p50']):>7}  p95 {common.fmt(s['p95']):>7}"
+        f"  | p50 stages: vad-end {common.fmt(b['vad_end_lag'])}, end-of-turn {common.fmt(b['end_of_turn_delay'])},"
+        f" stt {common.fmt(b['transcription_delay'])}, llm-ttft {common.fmt(b['llm_ttft'])},"
+        f" tts-ttfb {common.fmt(b['tts_ttfb'])}  errors={len(d['errors'])}"
+    )
 
 
 async def _run(turns: int, profiles: list[str], endpointing: float) -> dict[str, Any]:
@@ -51,15 +53,25 @@ async def _run(turns: int, profiles: list[str], endpointing: float) -> dict[str,
         d_bare, d_ours = describe(bare), describe(ours["log"])
         fan = offline.fanout(ours["received"], ours["published"])
         d_ours["ws_fanout"] = common.summary(fan)
-        ratio = {q: (d_ours["voice_to_voice"][q] / d_bare["voice_to_voice"][q])
-                 if d_ours["voice_to_voice"][q] and d_bare["voice_to_voice"][q] else None for q in ("p50", "p95")}
+        ratio = {
+            q: (d_ours["voice_to_voice"][q] / d_bare["voice_to_voice"][q])
+            if d_ours["voice_to_voice"][q] and d_bare["voice_to_voice"][q]
+            else None
+            for q in ("p50", "p95")
+        }
         print(line("bare", d_bare))
         print(line("ours", d_ours))
-        print(f"  ours/bare p50 {ratio['p50']:.3f}  p95 {ratio['p95']:.3f}   WS fan-out (bridge -> client) "
-              f"p50 {common.fmt(d_ours['ws_fanout']['p50'])} p99 {common.fmt(d_ours['ws_fanout']['p99'])}"
-              f"  [{time.monotonic() - started:.0f} s]")
-        results[profile] = {"provider_env": common.PROFILES[profile], "bare": d_bare, "ours": d_ours,
-                            "ratio_ours_over_bare": ratio}
+        print(
+            f"  ours/bare p50 {ratio['p50']:.3f}  p95 {ratio['p95']:.3f}   WS fan-out (bridge -> client) "
+            f"p50 {common.fmt(d_ours['ws_fanout']['p50'])} p99 {common.fmt(d_ours['ws_fanout']['p99'])}"
+            f"  [{time.monotonic() - started:.0f} s]"
+        )
+        results[profile] = {
+            "provider_env": common.PROFILES[profile],
+            "bare": d_bare,
+            "ours": d_ours,
+            "ratio_ours_over_bare": ratio,
+        }
     return results
 
 
@@ -67,9 +79,13 @@ def main(turns: int, profiles: list[str], out: str) -> dict[str, Any]:
     endpointing = 0.5
     offline.setup_django(endpointing)
     offline._State.clip = common.speech_clip(16000)
-    print(f"clip: {common.USER_SPEECH!r}, {offline._State.clip.seconds:.2f} s voiced; endpointing min_delay {endpointing} s; "
-          "Silero VAD defaults (min_silence 0.55 s)")
+    print(
+        f"clip: {common.USER_SPEECH!r}, {offline._State.clip.seconds:.2f} s voiced; endpointing min_delay {endpointing} s; "
+        "Silero VAD defaults (min_silence 0.55 s)"
+    )
     results = asyncio.run(_run(turns, profiles, endpointing))
-    common.write_result(out, {"kind": "latency_offline", "turns_per_run": turns,
-                              "endpointing_min_delay": endpointing, "results": results})
+    common.write_result(
+        out,
+        {"kind": "latency_offline", "turns_per_run": turns, "endpointing_min_delay": endpointing, "results": results},
+    )
     return results

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 from livekit import api
 
 from bench import common
@@ -38,8 +37,21 @@ class BenchStack(Stack):
     def start_backend(self) -> None:
         env = self.backend_env()
         subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-        cmd = [PYTHON, "-m", "uvicorn", "bench.asgi:application", "--host", "127.0.0.1",
-               "--port", str(self.config.backend_port), "--lifespan", "on", "--ws", "websockets", "--no-access-log"]
+        cmd = [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "bench.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.config.backend_port),
+            "--lifespan",
+            "on",
+            "--ws",
+            "websockets",
+            "--no-access-log",
+        ]
         process = self._spawn("backend", cmd, env)
         self.backend_url = f"http://127.0.0.1:{self.config.backend_port}"
         wait_for_http(f"{self.backend_url}/healthz", timeout=90, process=process)
@@ -65,11 +77,22 @@ def bench_stack(profile: str, with_ui: bool = False, extra: dict[str, str] | Non
     tmp = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     probe = tmp / "probe.jsonl"
     probe.touch()
-    env = {**common.PROFILES[profile], "FAKE_STT_UTTERANCES": common.STT_UTTERANCE, "VOICE_PROVIDERS": "fake",
-           "BENCH_PROBE_FILE": str(probe), "LOG_LEVEL": "WARNING", "VOICE_PARTICIPANT_TIMEOUT": "60",
-           "PYTHONPATH": str(ROOT), **(extra or {})}
-    config = StackConfig(livekit_server=setup.livekit_server(), log_dir=LOGS,
-                         database_url=f"sqlite:///{tmp}/bench.sqlite3", extra_env=env)
+    env = {
+        **common.PROFILES[profile],
+        "FAKE_STT_UTTERANCES": common.STT_UTTERANCE,
+        "VOICE_PROVIDERS": "fake",
+        "BENCH_PROBE_FILE": str(probe),
+        "LOG_LEVEL": "WARNING",
+        "VOICE_PARTICIPANT_TIMEOUT": "60",
+        "PYTHONPATH": str(ROOT),
+        **(extra or {}),
+    }
+    config = StackConfig(
+        livekit_server=setup.livekit_server(),
+        log_dir=LOGS,
+        database_url=f"sqlite:///{tmp}/bench.sqlite3",
+        extra_env=env,
+    )
     stack = BenchStack(config)
     stack.probe_file = probe
     stack.start(with_ui=with_ui)
@@ -84,8 +107,13 @@ def read_probe(path: Path) -> list[dict[str, Any]]:
 
 
 def token(room: str, identity: str) -> str:
-    return (api.AccessToken("devkey", "secret").with_identity(identity)
-            .with_grants(api.VideoGrants(room_join=True, room=room)).with_ttl(timedelta(minutes=30)).to_jwt())
+    return (
+        api.AccessToken("devkey", "secret")
+        .with_identity(identity)
+        .with_grants(api.VideoGrants(room_join=True, room=room))
+        .with_ttl(timedelta(minutes=30))
+        .to_jwt()
+    )
 
 
 def attach_metrics(log: TurnLog, records: list[dict[str, Any]], session_id: str) -> None:
@@ -97,16 +125,18 @@ def attach_metrics(log: TurnLog, records: list[dict[str, Any]], session_id: str)
 def fanout(result: BotResult, records: list[dict[str, Any]]) -> list[float]:
     from bench.offline import fanout as match
 
-    published = [(r["t"], r["message"]) for r in records
-                 if r["kind"] == "publish" and r["session_id"] == result.session_id]
+    published = [
+        (r["t"], r["message"]) for r in records if r["kind"] == "publish" and r["session_id"] == result.session_id
+    ]
     return match(result.ws_received, published)
 
 
 def fanout_kinds(result: BotResult, records: list[dict[str, Any]]) -> dict[str, list[float]]:
     from bench.offline import fanout_by_kind
 
-    published = [(r["t"], r["message"]) for r in records
-                 if r["kind"] == "publish" and r["session_id"] == result.session_id]
+    published = [
+        (r["t"], r["message"]) for r in records if r["kind"] == "publish" and r["session_id"] == result.session_id
+    ]
     return fanout_by_kind(result.ws_received, published)
 
 
@@ -132,11 +162,21 @@ def describe(log: TurnLog) -> dict[str, Any]:
     return d
 
 
-async def run_bots(stack: BenchStack, n: int, plan: TurnPlan, clip: common.Clip, *, prefix: str,
-                   stagger: float = 0.25, cheap: bool = False) -> list[BotResult]:
+async def run_bots(
+    stack: BenchStack,
+    n: int,
+    plan: TurnPlan,
+    clip: common.Clip,
+    *,
+    prefix: str,
+    stagger: float = 0.25,
+    cheap: bool = False,
+) -> list[BotResult]:
     timeout = 60 + plan.turns * 15
-    async with httpx.AsyncClient(base_url=stack.backend_url, timeout=60,
-                                 headers={"Origin": "http://127.0.0.1:5000"}) as http:
+    async with httpx.AsyncClient(
+        base_url=stack.backend_url, timeout=60, headers={"Origin": "http://127.0.0.1:5000"}
+    ) as http:
+
         async def one(i: int) -> BotResult:
             await asyncio.sleep(i * stagger)
             name, room = f"{prefix}-user-{i}", f"{prefix}-room-{i}"
@@ -152,15 +192,25 @@ async def run_bare_bot(stack: BenchStack, plan: TurnPlan, clip: common.Clip, pro
     metrics = tmp / "metrics.jsonl"
     metrics.touch()
     room, name = "bare-room", "bare-user"
-    env = {**os.environ, **common.PROFILES[profile], "FAKE_STT_UTTERANCES": common.STT_UTTERANCE,
-           "PYTHONPATH": str(ROOT), "BENCH_BARE_TIMEOUT": str(60 + plan.turns * 15)}
+    env = {
+        **os.environ,
+        **common.PROFILES[profile],
+        "FAKE_STT_UTTERANCES": common.STT_UTTERANCE,
+        "PYTHONPATH": str(ROOT),
+        "BENCH_BARE_TIMEOUT": str(60 + plan.turns * 15),
+    }
     bot = Bot(name, room, stack.livekit_url, None, clip, plan)
     # The person joins first, as in the browser flow; the agent follows.
     bot_task = asyncio.create_task(bot.run(token(room, name), None, 60 + plan.turns * 15))
     await asyncio.sleep(1.0)
     with (LOGS / "bare-agent.log").open("ab") as logf:
-        agent = subprocess.Popen([sys.executable, "-m", "bench.bare_agent", stack.livekit_url, room, name, str(metrics)],
-                                 cwd=ROOT, env=env, stdout=logf, stderr=subprocess.STDOUT)
+        agent = subprocess.Popen(  # noqa: ASYNC220 - starts a process, returns at once
+            [sys.executable, "-m", "bench.bare_agent", stack.livekit_url, room, name, str(metrics)],
+            cwd=ROOT,
+            env=env,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+        )
     try:
         result = await bot_task
     finally:
@@ -175,10 +225,12 @@ async def run_bare_bot(stack: BenchStack, plan: TurnPlan, clip: common.Clip, pro
 
 def line(label: str, d: dict[str, Any]) -> str:
     s, b = d["voice_to_voice"], d["breakdown_p50"]
-    return (f"  {label:<6} n={s['n']:>2}  p50 {common.fmt(s['p50']):>7}  p95 {common.fmt(s['p95']):>7}"
-            f"  | p50: vad-end(+uplink) {common.fmt(b['vad_end_lag'])}, end-of-turn {common.fmt(b['end_of_turn_delay'])},"
-            f" llm {common.fmt(b['llm_ttft'])}, tts {common.fmt(b['tts_ttfb'])}, downlink {common.fmt(b['downlink_transport'])}"
-            f"  errors={len(d['errors'])}")
+    return (
+        f"  {label:<6} n={s['n']:>2}  p50 {common.fmt(s['p50']):>7}  p95 {common.fmt(s['p95']):>7}"
+        f"  | p50: vad-end(+uplink) {common.fmt(b['vad_end_lag'])}, end-of-turn {common.fmt(b['end_of_turn_delay'])},"
+        f" llm {common.fmt(b['llm_ttft'])}, tts {common.fmt(b['tts_ttfb'])}, downlink {common.fmt(b['downlink_transport'])}"
+        f"  errors={len(d['errors'])}"
+    )
 
 
 def latency_main(turns: int, profiles: list[str], out: str) -> dict[str, Any]:
@@ -196,15 +248,26 @@ def latency_main(turns: int, profiles: list[str], out: str) -> dict[str, Any]:
         d_bare, d_ours = describe(bare_log), describe(ours.log)
         d_ours["ws_fanout"] = common.summary(fanout(ours, records))
         d_ours["post_session_to_ready_s"] = ours.setup_seconds
-        ratio = {q: (d_ours["voice_to_voice"][q] / d_bare["voice_to_voice"][q])
-                 if d_ours["voice_to_voice"][q] and d_bare["voice_to_voice"][q] else None for q in ("p50", "p95")}
+        ratio = {
+            q: (d_ours["voice_to_voice"][q] / d_bare["voice_to_voice"][q])
+            if d_ours["voice_to_voice"][q] and d_bare["voice_to_voice"][q]
+            else None
+            for q in ("p50", "p95")
+        }
         print(line("bare", d_bare))
         print(line("ours", d_ours))
         r50 = f"{ratio['p50']:.3f}" if ratio["p50"] else "–"
         r95 = f"{ratio['p95']:.3f}" if ratio["p95"] else "–"
-        print(f"  ours/bare p50 {r50}  p95 {r95}   WS fan-out p50 {common.fmt(d_ours['ws_fanout']['p50'])}"
-              f" p99 {common.fmt(d_ours['ws_fanout']['p99'])}  [{time.monotonic() - started:.0f} s]", flush=True)
-        results[profile] = {"provider_env": common.PROFILES[profile], "bare": d_bare, "ours": d_ours,
-                            "ratio_ours_over_bare": ratio}
+        print(
+            f"  ours/bare p50 {r50}  p95 {r95}   WS fan-out p50 {common.fmt(d_ours['ws_fanout']['p50'])}"
+            f" p99 {common.fmt(d_ours['ws_fanout']['p99'])}  [{time.monotonic() - started:.0f} s]",
+            flush=True,
+        )
+        results[profile] = {
+            "provider_env": common.PROFILES[profile],
+            "bare": d_bare,
+            "ours": d_ours,
+            "ratio_ours_over_bare": ratio,
+        }
     common.write_result(out, {"kind": "latency_live", "turns_per_run": turns, "results": results})
     return results

@@ -35,15 +35,17 @@ class _State:
 def setup_django(endpointing: float, extra: dict[str, str] | None = None) -> None:
     """Django in this process: a throw-away SQLite DB, in-memory channel layer, fakes."""
     tmp = tempfile.mkdtemp(prefix="bench-db-")
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "app.settings",
-        "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
-        "VOICE_PROVIDERS": "fake",
-        "VOICE_ENDPOINTING_DELAY": str(endpointing),
-        "LOG_LEVEL": "WARNING",
-        "VOICE_STOP_TIMEOUT": "3",
-        **(extra or {}),
-    })
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "app.settings",
+            "DATABASE_URL": f"sqlite:///{tmp}/bench.sqlite3",
+            "VOICE_PROVIDERS": "fake",
+            "VOICE_ENDPOINTING_DELAY": str(endpointing),
+            "LOG_LEVEL": "WARNING",
+            "VOICE_STOP_TIMEOUT": "3",
+            **(extra or {}),
+        }
+    )
     os.environ.pop("REDIS_URL", None)
     import django
 
@@ -107,8 +109,9 @@ async def run_ours(room: str, timeout: float) -> dict[str, Any]:
     from app.asgi import application
 
     client = AsyncClient()
-    response = await client.post("/session", {"room": room, "identity": f"user-{room}"},
-                                 content_type="application/json")
+    response = await client.post(
+        "/session", {"room": room, "identity": f"user-{room}"}, content_type="application/json"
+    )
     if response.status_code != 201:
         raise RuntimeError(f"POST /session -> {response.status_code} {response.content[:200]!r}")
     session_id = response.json()["session_id"]
@@ -131,8 +134,12 @@ async def run_ours(room: str, timeout: float) -> dict[str, Any]:
     await asyncio.sleep(0.2)
     listener.cancel()
     await socket.disconnect()
-    return {"log": log, "session_id": session_id, "received": received,
-            "published": _State.published.get(session_id, [])}
+    return {
+        "log": log,
+        "session_id": session_id,
+        "received": received,
+        "published": _State.published.get(session_id, []),
+    }
 
 
 async def run_bare(room: str, endpointing: float, timeout: float, turn_handling: dict | None = None) -> TurnLog:
@@ -150,10 +157,13 @@ async def run_bare(room: str, endpointing: float, timeout: float, turn_handling:
     session = AgentSession(
         vad=vad,
         stt=ScriptedSTT(vad=vad, utterances=[common.STT_UTTERANCE], final_delay=float(env["FAKE_STT_DELAY"])),
-        llm=ScriptedLLM(first_token_delay=float(env["FAKE_LLM_FIRST_TOKEN_DELAY"]),
-                        token_interval=float(env["FAKE_LLM_TOKEN_INTERVAL"])),
+        llm=ScriptedLLM(
+            first_token_delay=float(env["FAKE_LLM_FIRST_TOKEN_DELAY"]),
+            token_interval=float(env["FAKE_LLM_TOKEN_INTERVAL"]),
+        ),
         tts=ToneTTS(first_audio_delay=float(env["FAKE_TTS_FIRST_AUDIO_DELAY"])),
-        turn_handling=turn_handling or {
+        turn_handling=turn_handling
+        or {
             "turn_detection": "vad",
             "endpointing": {"min_delay": endpointing},
             "interruption": {"mode": "vad"},

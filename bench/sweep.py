@@ -38,17 +38,30 @@ async def _run(turns: int, profile: str, configs: list) -> list[dict[str, Any]]:
             os.environ.pop("BENCH_VAD_MIN_SILENCE", None)
         else:
             os.environ["BENCH_VAD_MIN_SILENCE"] = str(min_silence)
-        handling: dict[str, Any] = {"turn_detection": "vad", "endpointing": {"min_delay": ep},
-                                    "interruption": {"mode": "vad"}}
+        handling: dict[str, Any] = {
+            "turn_detection": "vad",
+            "endpointing": {"min_delay": ep},
+            "interruption": {"mode": "vad"},
+        }
         if preemptive is not None:
             handling["preemptive_generation"] = preemptive
         log = await offline.run_bare(f"sweep-{len(rows)}", ep, 30 + turns * 12, handling)
         d = describe(log)
         s = d["voice_to_voice"]
-        print(f"  {name:<34} p50 {common.fmt(s['p50']):>7}  p95 {common.fmt(s['p95']):>7}  n={s['n']}"
-              f"  premature={d['premature_replies']} unanswered={d['unanswered']} errors={len(d['errors'])}", flush=True)
-        rows.append({"name": name, "vad_min_silence": min_silence or 0.55, "endpointing_min_delay": ep,
-                     "preemptive_generation": preemptive, **d})
+        print(
+            f"  {name:<34} p50 {common.fmt(s['p50']):>7}  p95 {common.fmt(s['p95']):>7}  n={s['n']}"
+            f"  premature={d['premature_replies']} unanswered={d['unanswered']} errors={len(d['errors'])}",
+            flush=True,
+        )
+        rows.append(
+            {
+                "name": name,
+                "vad_min_silence": min_silence or 0.55,
+                "endpointing_min_delay": ep,
+                "preemptive_generation": preemptive,
+                **d,
+            }
+        )
     os.environ.pop("BENCH_VAD_MIN_SILENCE", None)
     return rows
 
@@ -58,6 +71,14 @@ def main(turns: int, profile: str, out: str, quick: bool = False) -> list[dict[s
     configs = CONFIGS[:2] if quick else CONFIGS
     print(f"== settings sweep (bare AgentSession, profile {profile}, {turns} turns each)")
     rows = asyncio.run(_run(turns, profile, configs))
-    common.write_result(out, {"kind": "settings_sweep", "profile": profile, "provider_env": common.PROFILES[profile],
-                              "turns_per_config": turns, "rows": rows})
+    common.write_result(
+        out,
+        {
+            "kind": "settings_sweep",
+            "profile": profile,
+            "provider_env": common.PROFILES[profile],
+            "turns_per_config": turns,
+            "rows": rows,
+        },
+    )
     return rows

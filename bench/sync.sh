@@ -8,6 +8,8 @@ if [ ! -d "$WT" ]; then
   git -C "$MAIN" worktree add --detach "$WT" HEAD >/dev/null
   ln -sfn "$MAIN/.tools" "$WT/.tools"; ln -sfn "$MAIN/.venv" "$WT/.venv"
 fi
+rm -rf "$WT/bench"
+git -C "$WT" checkout -q --detach "$(git -C "$MAIN" rev-parse HEAD)"  # follow HEAD
 rm -rf "$WT/bench"; cp -r "$MAIN/bench" "$WT/bench"
 cd "$WT" && "$MAIN/.venv/bin/python" -m bench "$@"
 status=$?

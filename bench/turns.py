@@ -50,25 +50,33 @@ class TurnLog:
 
     def premature(self) -> int:
         """Agent audio that started while the person was still speaking (turn cut short)."""
-        return sum(1 for s, e in zip(self.speech_starts, self.speech_ends)
-                   for t in self.first_audio if s < t < e)
+        return sum(1 for s, e in zip(self.speech_starts, self.speech_ends, strict=False) for t in self.first_audio if s < t < e)
 
     def breakdown(self) -> list[dict[str, float | None]]:
         """Per turn, the session's own stages (seconds), matched by time to each speech end."""
         rows = []
         for end in self.speech_ends:
             wall_end = end + self.wall_minus_mono
-            user = next((m for m in self.user_metrics if m.get("stopped_speaking_at", 0) >= wall_end - 1.5
-                         and m.get("stopped_speaking_at", 0) <= wall_end + 1.5), {})
+            user = next(
+                (
+                    m
+                    for m in self.user_metrics
+                    if m.get("stopped_speaking_at", 0) >= wall_end - 1.5
+                    and m.get("stopped_speaking_at", 0) <= wall_end + 1.5
+                ),
+                {},
+            )
             agent = next((m for m in self.agent_metrics if m.get("started_speaking_at", 0) > wall_end), {})
-            rows.append({
-                "vad_end_lag": (user["stopped_speaking_at"] - wall_end) if "stopped_speaking_at" in user else None,
-                "end_of_turn_delay": user.get("end_of_turn_delay"),
-                "transcription_delay": user.get("transcription_delay"),
-                "llm_ttft": agent.get("llm_node_ttft"),
-                "tts_ttfb": agent.get("tts_node_ttfb"),
-                "lib_e2e_latency": agent.get("e2e_latency"),
-            })
+            rows.append(
+                {
+                    "vad_end_lag": (user["stopped_speaking_at"] - wall_end) if "stopped_speaking_at" in user else None,
+                    "end_of_turn_delay": user.get("end_of_turn_delay"),
+                    "transcription_delay": user.get("transcription_delay"),
+                    "llm_ttft": agent.get("llm_node_ttft"),
+                    "tts_ttfb": agent.get("tts_node_ttfb"),
+                    "lib_e2e_latency": agent.get("e2e_latency"),
+                }
+            )
         return rows
 
 
@@ -124,8 +132,9 @@ class TurnTakingMicrophone(AudioInput):
             self._pending = list(padded.reshape(n, self._frame))
             log.speech_starts.append(time.monotonic())
             await self._wait_for(lambda: not self._pending, 10.0, f"speech {turn}")
-            if not await self._wait_for(lambda: len(self._speaker.first_audio_at) > heard,
-                                        plan.reply_timeout, f"reply {turn}"):
+            if not await self._wait_for(
+                lambda h=heard: len(self._speaker.first_audio_at) > h, plan.reply_timeout, f"reply {turn}"
+            ):
                 continue
         await self._wait_for(lambda: self._agent_quiet_for() >= plan.quiet_before, 30.0, "last reply")
         log.done.set()
