@@ -21,11 +21,12 @@ from app.voice.providers import SessionInfo
 log = logging.getLogger("app.voice.sessions")
 
 
-async def start_session(room: str, identity: str) -> VoiceSession:
-    """Create the session row and start its agent; raises RoomBusy or AgentStartFailed."""
+async def start_session(room: str, identity: str, client_ip: str | None = None) -> VoiceSession:
+    """Create the session row and start its agent; raises RoomBusy, RoomTaken,
+    TooManySessions (the bounds per identity and per client IP) or AgentStartFailed."""
     from app.voice.agent_host import get_host  # the host imports livekit-agents: load lazily
 
-    session = await session_store.create_session(room, identity)
+    session = await session_store.create_session(room, identity, client_ip)
     info = SessionInfo(session_id=str(session.id), room=room, identity=identity)
     log.info("session.starting", extra={"session_id": info.session_id, "room": room})
     try:

@@ -22,7 +22,7 @@ class EndReason(models.TextChoices):
 class VoiceSession(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     room = models.CharField(max_length=128, db_index=True)
-    identity = models.CharField(max_length=128)
+    identity = models.CharField(max_length=128, db_index=True)
     status = models.CharField(
         max_length=16, choices=SessionStatus.choices, default=SessionStatus.CREATED
     )
@@ -32,6 +32,8 @@ class VoiceSession(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     # Touched by the live agent's host; a stale value means that host died (see sweeper).
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Who started it, for the per-IP bound on live sessions; never exposed by the API.
+    client_ip = models.GenericIPAddressField(null=True, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -50,6 +52,22 @@ class VoiceSession(models.Model):
     @property
     def is_live(self) -> bool:
         return self.status != SessionStatus.ENDED
+
+
+class RoomClaim(models.Model):
+    """The identity that minted the latest token for a room, until that token expires.
+
+    With the room's live session this decides who may use a room name (session_store):
+    a claim made before the room's last session ended no longer counts.
+    """
+
+    room = models.CharField(max_length=128, unique=True)
+    identity = models.CharField(max_length=128)
+    claimed_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.room} → {self.identity} until {self.expires_at}"
 
 
 class TranscriptEntry(models.Model):

@@ -8,14 +8,16 @@ processes racing to end a session cannot both win.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 
-from app.voice.models import EndReason, SessionStatus, TranscriptEntry, VoiceSession
+from app.voice.models import EndReason, RoomClaim, SessionStatus, TranscriptEntry, VoiceSession
 
 log = logging.getLogger("app.voice.sessions")
 
@@ -26,6 +28,16 @@ class RoomBusy(Exception):
         self.existing = existing
 
 
+class RoomTaken(Exception):
+    """The room name is claimed by another identity's unexpired token."""
+
+
+class TooManySessions(Exception):
+    def __init__(self, scope: str, limit: int) -> None:
+        super().__init__(f"more than {limit} live sessions for this {scope}")
+        self.scope, self.limit = scope, limit  # scope: "identity" or "ip"
+
+
 def parse_session_id(raw: str) -> UUID | None:
     try:
         return UUID(raw)
@@ -33,18 +45,71 @@ def parse_session_id(raw: str) -> UUID | None:
         return None
 
 
-def _create(room: str, identity: str) -> VoiceSession:
+def _create(room: str, identity: str, client_ip: str | None = None, *, retry: bool = True) -> VoiceSession:
+    """Insert the session, then check the bounds and the room's claim in the same
+    transaction (insert first: on SQLite the write lock makes the counts exact)."""
     try:
         with transaction.atomic():
-            return VoiceSession.objects.create(room=room, identity=identity)
+            session = VoiceSession.objects.create(room=room, identity=identity, client_ip=client_ip)
+            if _claim_holder(room, timezone.now()) not in (None, identity):
+                raise RoomTaken(room)
+            live = VoiceSession.objects.exclude(status=SessionStatus.ENDED)
+            limit = settings.VOICE_MAX_SESSIONS_PER_IDENTITY
+            if live.filter(identity=identity).count() > limit:
+                raise TooManySessions("identity", limit)
+            limit = settings.VOICE_MAX_SESSIONS_PER_IP
+            if client_ip is not None and live.filter(client_ip=client_ip).count() > limit:
+                raise TooManySessions("ip", limit)
+            return session
     except IntegrityError:
         existing = VoiceSession.objects.filter(room=room).exclude(status=SessionStatus.ENDED).first()
-        if existing is None:  # it ended between the insert and this read: try once more
-            return VoiceSession.objects.create(room=room, identity=identity)
+        if existing is None and retry:  # it ended between the insert and this read: try once more
+            return _create(room, identity, client_ip, retry=False)
+        if existing is None:
+            raise
         raise RoomBusy(existing) from None
 
 
 create_session = sync_to_async(_create)
+
+
+def _claim_holder(room: str, now: datetime) -> str | None:
+    """The identity whose token claim on `room` still counts: unexpired, and made after
+    the room's last session ended (ending a session releases the name)."""
+    claim = RoomClaim.objects.filter(room=room, expires_at__gt=now).first()
+    if claim is None:
+        return None
+    last_end = VoiceSession.objects.filter(room=room).aggregate(last=Max("ended_at"))["last"]
+    return None if last_end is not None and last_end >= claim.claimed_at else claim.identity
+
+
+@sync_to_async
+def claim_room(room: str, identity: str, ttl: timedelta) -> None:
+    """Record that `identity` holds `room` for `ttl` (a token's lifetime), or refuse:
+    RoomBusy when another identity's session is live there, RoomTaken when another
+    identity's claim still counts. The claim is one conditional write, so of two
+    visitors racing for a free name exactly one wins."""
+    _refuse_if_live_for_other(room, identity)
+    now = timezone.now()
+    RoomClaim.objects.filter(expires_at__lte=now).delete()  # expired claims: housekeeping
+    last_end = VoiceSession.objects.filter(room=room).aggregate(last=Max("ended_at"))["last"]
+    free = Q(identity=identity) | Q(expires_at__lte=now)
+    if last_end is not None:
+        free |= Q(claimed_at__lte=last_end)
+    fields = {"identity": identity, "claimed_at": now, "expires_at": now + ttl}
+    if not RoomClaim.objects.filter(free, room=room).update(**fields):
+        try:
+            with transaction.atomic():
+                RoomClaim.objects.create(room=room, **fields)
+        except IntegrityError:  # the row exists and another identity holds it
+            raise RoomTaken(room) from None
+    _refuse_if_live_for_other(room, identity)  # again: a session may have started meanwhile
+
+
+def _refuse_if_live_for_other(room: str, identity: str) -> None:
+    live = VoiceSession.objects.filter(room=room).exclude(status=SessionStatus.ENDED).first()
+    if live is not None and live.identity != identity:
+        raise RoomBusy(live)
 
 
 @sync_to_async
