@@ -108,6 +108,19 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Shared cache: DRF's throttle counters live here, so every web process must see the same
+# one in production: Redis when REDIS_URL is set, this process's memory otherwise.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "voice",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # CORS: the Flask origin in development, same-origin only in production.
 CORS_ALLOWED_ORIGINS = (
     []
@@ -126,6 +139,31 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "app.voice.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+
+
+
+def _env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate, "N/s|min|hour|day"; "off" disables that limit."""
+    raw = _env(name, default).lower()
+    if raw in {"off", "none", "0"}:
+        return None
+    count, _, period = raw.partition("/")
+    if not (count.isdigit() and int(count) > 0 and period[:1] in {"s", "m", "h", "d"}):
+        raise ImproperlyConfigured(f'{name} must look like "20/min" (per s, min, hour or day) or "off"')
+    return raw
+
+
+# Abuse limits (README "Security"). Per client IP: requests per window to GET /token and
+# POST /session. On by default in production; off by default elsewhere (one developer on
+# 127.0.0.1, and test suites that send hundreds of requests from it), settable everywhere.
+VOICE_TOKEN_RATE = _env_rate("VOICE_TOKEN_RATE", "60/min" if PRODUCTION else "off")
+VOICE_SESSION_RATE = _env_rate("VOICE_SESSION_RATE", "20/min" if PRODUCTION else "off")
+# Live (created or running) sessions one identity, or one client IP, may hold at once.
+VOICE_MAX_SESSIONS_PER_IDENTITY = _env_int("VOICE_MAX_SESSIONS_PER_IDENTITY", 2, minimum=1, maximum=1000)
+VOICE_MAX_SESSIONS_PER_IP = _env_int("VOICE_MAX_SESSIONS_PER_IP", 10, minimum=1, maximum=100000)
+# How many reverse proxies in front of Django append to X-Forwarded-For. 0 (the default):
+# the client IP is REMOTE_ADDR and X-Forwarded-For is ignored, since any client can forge it.
+REST_FRAMEWORK["NUM_PROXIES"] = _env_int("VOICE_TRUSTED_PROXIES", 0, minimum=0, maximum=10)
 
 # OpenAPI schema of the HTTP API, served at /openapi.json (app/voice/api_schema.py).
 SPECTACULAR_SETTINGS = {

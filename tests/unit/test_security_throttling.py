@@ -1,0 +1,228 @@
+"""Rate limits on GET /token and POST /session: per client IP, one budget per endpoint,
+rates from settings, 429 `rate_limited` with Retry-After, counters in Django's cache
+(shared through Redis between processes), X-Forwarded-For only behind trusted proxies."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from app.voice.throttling import SessionRateThrottle, TokenRateThrottle
+from tests.unit.api_fixtures import JSON, assert_error
+from tests.unit.test_settings import PRODUCTION, load_settings
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def small_budgets(settings) -> Iterator[None]:
+    settings.VOICE_TOKEN_RATE = "3/min"
+    settings.VOICE_SESSION_RATE = "2/min"
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def token(client: APIClient, n: int, **extra: str):
+    return client.get("/token", {"room": f"room-{n}", "identity": "alice"}, **extra)
+
+
+def bad_session(client: APIClient, **extra: str):
+    """A POST /session that counts against the budget but starts nothing (400)."""
+    return client.post("/session", "{}", content_type=JSON, **extra)
+
+
+def test_token_budget_per_ip_then_429_rate_limited_with_retry_after() -> None:
+    client = APIClient()
+    assert [token(client, n).status_code for n in range(3)] == [200, 200, 200]
+    refused = token(client, 3)
+    error = assert_error(refused, 429, "rate_limited")
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert f"{refused['Retry-After']} second" in error["message"]
+    # Another client address has its own budget.
+    assert token(client, 4, REMOTE_ADDR="10.0.0.2").status_code == 200
+
+
+def test_token_and_session_budgets_are_separate_scopes() -> None:
+    client = APIClient()
+    for n in range(3):
+        assert token(client, n).status_code == 200
+    assert_error(token(client, 9), 429, "rate_limited")
+    # /session still has its own budget (2/min): the bad bodies are judged, then refused.
+    assert [bad_session(client).status_code for _ in range(2)] == [400, 400]
+    refused = bad_session(client)
+    assert_error(refused, 429, "rate_limited")
+    assert refused["Retry-After"].isdigit()
+    # GET/DELETE /session/{id} (the Stop button, page-leave cleanup) are not throttled.
+    assert_error(client.delete("/session/00000000-0000-4000-8000-000000000000"), 404, "not_found")
+
+
+def test_the_budget_refills_when_the_window_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Clock:  # DRF's throttles read time through their `timer` attribute
+        now = 1_000_000.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(TokenRateThrottle, "timer", clock)
+    client = APIClient()
+    for n in range(3):
+        assert token(client, n).status_code == 200
+    assert token(client, 3)["Retry-After"] == "60"
+    clock.now += 30
+    assert token(client, 3).status_code == 429
+    clock.now += 31
+    assert token(client, 3).status_code == 200
+
+
+def test_rates_come_from_settings_and_off_means_unlimited(settings) -> None:
+    settings.VOICE_TOKEN_RATE = None
+    client = APIClient()
+    assert all(token(client, n).status_code == 200 for n in range(10))
+    settings.VOICE_TOKEN_RATE = "1/hour"
+    cache.clear()
+    assert token(client, 0).status_code == 200
+    refused = token(client, 1)
+    assert_error(refused, 429, "rate_limited")
+    assert 3500 < int(refused["Retry-After"]) <= 3600
+
+
+def test_x_forwarded_for_is_ignored_without_trusted_proxies() -> None:
+    client = APIClient()
+    for n in range(3):  # a client forging a new X-Forwarded-For each time gains nothing
+        assert token(client, n, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code == 200
+    assert_error(token(client, 3, HTTP_X_FORWARDED_FOR="203.0.113.99"), 429, "rate_limited")
+
+
+def test_behind_one_trusted_proxy_the_client_is_the_address_it_appended(settings) -> None:
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    client = APIClient()  # REMOTE_ADDR 127.0.0.1: the proxy
+    for n in range(3):  # the forged left-hand entries differ; the proxy's entry does not
+        assert token(client, n, HTTP_X_FORWARDED_FOR=f"6.6.6.{n}, 198.51.100.7").status_code == 200
+    assert_error(token(client, 3, HTTP_X_FORWARDED_FOR="198.51.100.7"), 429, "rate_limited")
+    assert token(client, 4, HTTP_X_FORWARDED_FOR="198.51.100.8").status_code == 200  # another visitor
+    # A malformed entry is not an address: the request counts against the proxy's own IP.
+    assert token(client, 5, HTTP_X_FORWARDED_FOR="not an ip").status_code == 200
+
+
+def test_throttles_declared_on_the_views() -> None:
+    from app.voice.views import SessionCreateView, SessionDetailView, TokenView
+
+    assert TokenView.throttle_classes == [TokenRateThrottle]
+    assert SessionCreateView.throttle_classes == [SessionRateThrottle]
+    assert (TokenRateThrottle.scope, SessionRateThrottle.scope) == ("token", "session")
+    assert SessionDetailView.throttle_classes == []
+
+
+def test_schema_declares_429_and_403_for_token_and_session() -> None:
+    paths = APIClient().get("/openapi.json").json()["paths"]
+    assert {"403", "409", "429"} <= set(paths["/token"]["get"]["responses"])
+    assert {"403", "409", "429"} <= set(paths["/session"]["post"]["responses"])
+
+
+def test_production_defaults_and_cache_settings() -> None:
+    probe = (
+        "import json, app.settings as s; print(json.dumps([s.VOICE_TOKEN_RATE, s.VOICE_SESSION_RATE, "
+        "s.VOICE_MAX_SESSIONS_PER_IDENTITY, s.VOICE_MAX_SESSIONS_PER_IP, s.REST_FRAMEWORK['NUM_PROXIES'], "
+        "s.CACHES['default']['BACKEND'], s.CACHES['default'].get('LOCATION')]))"
+    )
+
+    def run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        clean = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
+        return subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=clean,
+                              capture_output=True, text=True, timeout=60)
+
+    import json
+
+    prod = json.loads(run(PRODUCTION).stdout)
+    assert prod == ["60/min", "20/min", 2, 10, 0, "django.core.cache.backends.redis.RedisCache",
+                    PRODUCTION["REDIS_URL"]]
+    dev = json.loads(run({}).stdout)
+    assert dev[:5] == [None, None, 2, 10, 0]
+    assert dev[5] == "django.core.cache.backends.locmem.LocMemCache"
+    tuned = json.loads(run({**PRODUCTION, "VOICE_TOKEN_RATE": "5/s", "VOICE_SESSION_RATE": "off",
+                            "VOICE_TRUSTED_PROXIES": "1"}).stdout)
+    assert tuned[:5] == ["5/s", None, 2, 10, 1]
+    for bad in ("lots", "10", "10/week", "-1/min", "1.5/min"):
+        result = run({**PRODUCTION, "VOICE_SESSION_RATE": bad})
+        assert result.returncode != 0 and "VOICE_SESSION_RATE must look like" in result.stderr
+    assert load_settings({"VOICE_MAX_SESSIONS_PER_IP": "0"}).returncode != 0
+
+
+# --- shared across processes: the counters live in Redis when REDIS_URL is set ----------
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        for line in process.stdout:  # type: ignore[union-attr]
+            if "Ready to accept connections" in line:
+                break
+        else:
+            raise RuntimeError("redis-server did not start")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+CHILD = """
+import django
+django.setup()
+from django.test import RequestFactory
+from rest_framework.request import Request
+from app.voice.throttling import TokenRateThrottle
+for address in ("127.0.0.1", "10.9.9.9"):
+    request = Request(RequestFactory().get("/token", REMOTE_ADDR=address))
+    print(address, TokenRateThrottle().allow_request(request, None))
+"""
+
+
+def test_another_process_sharing_redis_sees_the_same_budget(settings, redis_url: str) -> None:
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": "voice",
+        }
+    }
+    try:
+        client = APIClient()
+        for n in range(3):
+            assert token(client, n).status_code == 200
+        assert_error(token(client, 3), 429, "rate_limited")
+        child = run_child(redis_url)
+    finally:
+        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split() == ["127.0.0.1", "False", "10.9.9.9", "True"]
+
+
+def run_child(redis_url: str) -> subprocess.CompletedProcess[str]:
+    # A second web process configured like production (same REDIS_URL), no shared memory.
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "REDIS_URL": redis_url,
+           "DJANGO_SETTINGS_MODULE": "app.settings", "VOICE_TOKEN_RATE": "3/min"}
+    return subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
