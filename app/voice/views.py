@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.voice import lifecycle, session_store
-from app.voice.api_schema import SESSION_ID, errors
+from app.voice.api_schema import SESSION_ID, ErrorSerializer, errors
 from app.voice.errors import Conflict, ServiceUnavailable, error_body
 from app.voice.livekit_gateway import get_gateway
 from app.voice.models import VoiceSession
@@ -30,6 +30,12 @@ from app.voice.serializers import (
     TranscriptEntrySerializer,
     TranscriptSerializer,
 )
+from app.voice.throttling import (
+    RateLimitedMixin,
+    SessionRateThrottle,
+    TokenRateThrottle,
+    client_ip,
+)
 
 
 def _get_session_or_404(raw_id: str) -> VoiceSession:
@@ -40,38 +46,70 @@ def _get_session_or_404(raw_id: str) -> VoiceSession:
     return session
 
 
-class TokenView(APIView):
-    """GET /token?room=R&identity=I → a LiveKit JWT that joins room R only."""
+# Errors of the security rules (README "Security"), in the one error shape.
+_SECURITY_ERRORS = {
+    403: OpenApiResponse(ErrorSerializer, description="room_taken: another identity holds this room name."),
+    429: OpenApiResponse(
+        ErrorSerializer,
+        description="rate_limited (see Retry-After), or too_many_sessions: the live-session "
+        "bound per identity or per client IP is reached.",
+    ),
+}
+ROOM_BUSY = "This room already has a live agent session."
+ROOM_TAKEN = "This room name is in use by someone else; choose another room."
 
-    @extend_schema(parameters=[RoomIdentitySerializer], responses={200: TokenSerializer, **errors(400)})
+
+class TokenView(RateLimitedMixin, APIView):
+    """GET /token?room=R&identity=I → a LiveKit JWT that joins room R only.
+
+    Minting claims R for I for the token's lifetime; a room another identity holds is refused.
+    """
+
+    throttle_classes = [TokenRateThrottle]
+
+    @extend_schema(
+        parameters=[RoomIdentitySerializer],
+        responses={200: TokenSerializer, **errors(400, 409), **_SECURITY_ERRORS},
+    )
     def get(self, request: Request) -> Response:
         params = RoomIdentitySerializer(data=single_query_params(request, "room", "identity"))
         params.is_valid(raise_exception=True)
         room, identity = params.validated_data["room"], params.validated_data["identity"]
+        ttl = timedelta(seconds=settings.LIVEKIT_TOKEN_TTL_SECONDS)
+        try:
+            async_to_sync(session_store.claim_room)(room, identity, ttl)
+        except session_store.RoomBusy:
+            raise Conflict(ROOM_BUSY, code="room_busy") from None  # no session id: not theirs
+        except session_store.RoomTaken:
+            raise exceptions.PermissionDenied(ROOM_TAKEN, code="room_taken") from None
         gateway = get_gateway()
-        token = gateway.mint_token(
-            room=room, identity=identity, ttl=timedelta(seconds=settings.LIVEKIT_TOKEN_TTL_SECONDS)
-        )
+        token = gateway.mint_token(room=room, identity=identity, ttl=ttl)
         return Response({"token": token, "url": gateway.public_url, "room": room, "identity": identity})
 
 
-class SessionCreateView(APIView):
+class SessionCreateView(RateLimitedMixin, APIView):
     """POST /session {"room", "identity"} → 201 with the new session's id."""
+
+    throttle_classes = [SessionRateThrottle]
 
     @extend_schema(
         request=RoomIdentitySerializer,
-        responses={201: SessionCreatedSerializer, **errors(400, 409, 413, 415, 503)},
+        responses={201: SessionCreatedSerializer, **errors(400, 409, 413, 415, 503), **_SECURITY_ERRORS},
     )
     def post(self, request: Request) -> Response:
         body = RoomIdentitySerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            session = async_to_sync(lifecycle.start_session)(**body.validated_data)
+            session = async_to_sync(lifecycle.start_session)(**body.validated_data, client_ip=client_ip(request))
         except session_store.RoomBusy as busy:
-            raise Conflict(
-                "This room already has a live agent session.",
-                code="room_busy",
-                session_id=str(busy.existing.id),
+            raise Conflict(ROOM_BUSY, code="room_busy", session_id=str(busy.existing.id)) from None
+        except session_store.RoomTaken:
+            raise exceptions.PermissionDenied(ROOM_TAKEN, code="room_taken") from None
+        except session_store.TooManySessions as bound:
+            who = "this name" if bound.scope == "identity" else "your address"
+            raise exceptions.Throttled(
+                detail=f"Too many live sessions for {who} (at most {bound.limit}); stop one first.",
+                code="too_many_sessions",
             ) from None
         except lifecycle.AgentStartFailed:
             raise ServiceUnavailable("The agent could not join the room; is LiveKit running?") from None

@@ -1,0 +1,157 @@
+"""Who may mint a token for which room, and the bounds on live sessions.
+
+A room belongs to the identity holding its live session, or else to the identity whose
+token claim on it is unexpired and newer than the room's last ended session. Another
+identity gets 409 room_busy (a live session) or 403 room_taken (a token claim); once the
+session ends the name is free again. Live sessions are bounded per identity and per
+client IP (429 too_many_sessions), enforced in session_store, below the HTTP edge.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from django.utils import timezone
+
+from app.asgi import application
+from app.voice import session_store
+from app.voice.models import EndReason, RoomClaim, VoiceSession
+from fakes.livekit import FakeLiveKitGateway
+from tests.unit.api_fixtures import asgi, assert_error  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def token(asgi, room: str, identity: str):
+    return asgi.get("/token", params={"room": room, "identity": identity})
+
+
+async def start(asgi, room: str, identity: str) -> str:
+    response = await asgi.post("/session", json={"room": room, "identity": identity})
+    assert response.status_code == 201, response.content
+    return response.json()["session_id"]
+
+
+async def stop(asgi, session_id: str) -> None:
+    assert (await asgi.delete(f"/session/{session_id}")).status_code == 204
+
+
+async def test_a_token_claims_the_room_for_its_identity_only(asgi) -> None:
+    assert (await token(asgi, "room-x", "alice")).status_code == 200
+    assert (await token(asgi, "room-x", "alice")).status_code == 200  # alice again: fine
+    assert_error(await token(asgi, "room-x", "mallory"), 403, "room_taken")
+    refused = await asgi.post("/session", json={"room": "room-x", "identity": "mallory"})
+    assert_error(refused, 403, "room_taken")
+    assert not await VoiceSession.objects.filter(room="room-x").aexists()
+    # The owner starts her session in her room.
+    session_id = await start(asgi, "room-x", "alice")
+    await stop(asgi, session_id)
+
+
+async def test_a_live_session_holds_the_room_and_no_session_id_leaks_through_token(asgi) -> None:
+    session_id = await start(asgi, "room-y", "alice")  # straight to POST, no token first
+    busy = assert_error(await token(asgi, "room-y", "mallory"), 409, "room_busy")
+    assert "already has a live agent session" in busy["message"]  # what the UI shows
+    assert "session_id" not in busy
+    # POST /session keeps its documented 409 (DESIGN.md §2); see README "Security".
+    assert_error(await asgi.post("/session", json={"room": "room-y", "identity": "mallory"}), 409, "room_busy")
+    assert (await token(asgi, "room-y", "alice")).status_code == 200  # the owner may rejoin
+    await stop(asgi, session_id)
+
+
+async def test_ending_the_session_releases_the_name_for_the_next_visitor(asgi) -> None:
+    # As the e2e suite does: "alpha-room" reused by other identities after each test.
+    for identity in ("alpha-user", "alpha-room-user", "alpha-room-stress"):
+        assert (await token(asgi, "alpha-room", identity)).status_code == 200
+        session_id = await start(asgi, "alpha-room", identity)
+        assert_error(await token(asgi, "alpha-room", "someone-else"), 409, "room_busy")
+        await stop(asgi, session_id)
+    # A session ended by the agent side (participant left, host died) releases it too.
+    assert (await token(asgi, "alpha-room", "a")).status_code == 200
+    session_id = await start(asgi, "alpha-room", "a")
+    assert await session_store.mark_ended(session_id, EndReason.PARTICIPANT_LEFT)
+    assert (await token(asgi, "alpha-room", "b")).status_code == 200
+
+
+async def test_a_claim_lapses_with_the_token_lifetime(asgi, settings) -> None:
+    settings.LIVEKIT_TOKEN_TTL_SECONDS = 600
+    assert (await token(asgi, "room-z", "alice")).status_code == 200
+    claim = await RoomClaim.objects.aget(room="room-z")
+    assert timedelta(seconds=599) < claim.expires_at - claim.claimed_at <= timedelta(seconds=600)
+    assert_error(await token(asgi, "room-z", "bob"), 403, "room_taken")
+    await RoomClaim.objects.filter(pk=claim.pk).aupdate(expires_at=timezone.now() - timedelta(seconds=1))
+    assert (await token(asgi, "room-z", "bob")).status_code == 200
+    assert_error(await token(asgi, "room-z", "alice"), 403, "room_taken")  # now it is bob's
+
+
+async def test_a_failed_start_does_not_keep_the_name(asgi, gateway: FakeLiveKitGateway) -> None:
+    assert (await token(asgi, "room-f", "alice")).status_code == 200
+    gateway.reachable = False
+    assert_error(await asgi.post("/session", json={"room": "room-f", "identity": "alice"}), 503)
+    gateway.reachable = True
+    assert (await token(asgi, "room-f", "bob")).status_code == 200
+
+
+# --- bounds on live sessions -------------------------------------------------------------
+
+
+async def test_at_most_two_live_sessions_per_identity(asgi, settings) -> None:
+    assert settings.VOICE_MAX_SESSIONS_PER_IDENTITY == 2  # the default
+    first, second = [await start(asgi, f"room-{n}", "alice") for n in (1, 2)]
+    refused = await asgi.post("/session", json={"room": "room-3", "identity": "alice"})
+    error = assert_error(refused, 429, "too_many_sessions")
+    assert "at most 2" in error["message"]
+    assert not await VoiceSession.objects.filter(room="room-3").aexists()  # nothing left behind
+    other = await start(asgi, "room-3", "bob")  # other identities are not affected
+    await stop(asgi, first)  # an ended session no longer counts
+    third = await start(asgi, "room-4", "alice")
+    for session_id in (second, other, third):
+        await stop(asgi, session_id)
+
+
+async def test_live_sessions_per_client_ip_are_bounded_and_the_ip_is_stored(asgi, settings) -> None:
+    settings.VOICE_MAX_SESSIONS_PER_IP = 2
+    ids = [await start(asgi, f"room-{n}", f"user-{n}") for n in (1, 2)]
+    assert {s.client_ip async for s in VoiceSession.objects.all()} == {"127.0.0.1"}
+    assert_error(await asgi.post("/session", json={"room": "room-3", "identity": "user-3"}), 429, "too_many_sessions")
+    transport = httpx.ASGITransport(app=application, client=("192.0.2.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as elsewhere:
+        ids.append(await start(elsewhere, "room-3", "user-3"))  # another address: its own bound
+    assert (await VoiceSession.objects.aget(room="room-3")).client_ip == "192.0.2.7"
+    for session_id in ids:
+        await stop(asgi, session_id)
+
+
+async def test_the_bounds_live_in_the_service_code_not_the_view(settings) -> None:
+    settings.VOICE_MAX_SESSIONS_PER_IDENTITY = 1
+    settings.VOICE_MAX_SESSIONS_PER_IP = 2
+    await session_store.create_session("room-1", "alice", "198.51.100.1")
+    with pytest.raises(session_store.TooManySessions) as bound:
+        await session_store.create_session("room-2", "alice", "198.51.100.1")
+    assert (bound.value.scope, bound.value.limit) == ("identity", 1)
+    await session_store.create_session("room-2", "bob", "198.51.100.1")
+    with pytest.raises(session_store.TooManySessions) as bound:
+        await session_store.create_session("room-3", "carol", "198.51.100.1")
+    assert (bound.value.scope, bound.value.limit) == ("ip", 2)
+    await session_store.create_session("room-3", "carol", None)  # no address known: identity bound only
+    await session_store.end_all_live(EndReason.SHUTDOWN)
+    await session_store.create_session("room-4", "alice", "198.51.100.1")  # ended ones do not count
+    assert await VoiceSession.objects.exclude(status="ended").acount() == 1
+
+
+async def test_claims_in_the_service_code(settings) -> None:
+    ttl = timedelta(minutes=15)
+    await session_store.claim_room("room-1", "alice", ttl)
+    with pytest.raises(session_store.RoomTaken):
+        await session_store.claim_room("room-1", "bob", ttl)
+    with pytest.raises(session_store.RoomTaken):
+        await session_store.create_session("room-1", "bob", None)
+    live = await session_store.create_session("room-1", "alice", None)
+    with pytest.raises(session_store.RoomBusy) as busy:
+        await session_store.claim_room("room-1", "bob", ttl)
+    assert busy.value.existing.id == live.id
+    await session_store.mark_ended(live.id, EndReason.DELETED)
+    await session_store.claim_room("room-1", "bob", ttl)
+    assert (await RoomClaim.objects.aget(room="room-1")).identity == "bob"
