@@ -40,24 +40,20 @@ async def assert_released(session_id: str, gateway: FakeLiveKitGateway, room: st
     assert session_id not in get_host().runs
 
 
-async def test_person_leaving_ends_the_session(api, open_socket, gateway) -> None:
-    session_id = await start(api, "room-leave")
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [("person_leaves", "participant_left"), ("lose_connection", "error")],
+    ids=["participant-left", "connection-lost"],
+)
+async def test_the_room_going_away_ends_the_session(api, open_socket, gateway, event: str, reason: str) -> None:
+    """The person leaving (tab closed, network gone) or the agent's own LiveKit link failing."""
+    session_id = await start(api, f"room-{event}")
     socket = await open_socket(f"/ws/transcript/{session_id}")
-    gateway.rooms["room-leave"].person_leaves()
-    reason, seconds = await wait_ended(socket)
-    print(f"\nparticipant left → session ended in {seconds * 1000:.0f} ms")
-    assert reason == "participant_left"
-    await assert_released(session_id, gateway, "room-leave", "participant_left")
-
-
-async def test_losing_the_livekit_connection_ends_it_as_error(api, open_socket, gateway) -> None:
-    session_id = await start(api, "room-lost")
-    socket = await open_socket(f"/ws/transcript/{session_id}")
-    gateway.rooms["room-lost"].lose_connection()
-    reason, seconds = await wait_ended(socket)
-    print(f"\nconnection lost → session ended in {seconds * 1000:.0f} ms")
-    assert reason == "error"
-    await assert_released(session_id, gateway, "room-lost", "error")
+    getattr(gateway.rooms[f"room-{event}"], event)()
+    ended_with, seconds = await wait_ended(socket)
+    print(f"\n{event} → session ended in {seconds * 1000:.0f} ms")
+    assert ended_with == reason
+    await assert_released(session_id, gateway, f"room-{event}", reason)
 
 
 async def test_nobody_joining_ends_it_after_the_participant_timeout(api, open_socket, gateway, settings) -> None:
