@@ -17,14 +17,7 @@ from bench.live import bench_stack, describe
 from bench.turns import TurnLog
 from devtools import setup
 
-FLAGS = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    "--allow-loopback-in-peer-connection",
-]
+FLAGS = setup.CHROMIUM_FLAGS
 
 INIT = """
 (() => {

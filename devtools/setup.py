@@ -92,6 +92,16 @@ def _apt_install(*packages: str) -> None:
     _run([*sudo, "apt-get", "install", "-y", "-qq", *packages], env=env, what="apt-get install")
 
 
+# Chromium flags that work here for a fake-microphone browser talking to LiveKit on loopback.
+CHROMIUM_FLAGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+    # Without it Chromium gathers no 127.0.0.1 ICE candidate and never reaches LiveKit.
+    "--allow-loopback-in-peer-connection",
+]
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/lib/chromium/chromium", "/usr/bin/chromium-browser")
 
 

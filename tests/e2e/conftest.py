@@ -28,15 +28,7 @@ ROOM_SCRIPTS = {
     "delta-room": ["Delta here, over."],
 }
 
-CHROMIUM_FLAGS = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-    # Without it Chromium gathers no 127.0.0.1 ICE candidate and never reaches LiveKit.
-    "--allow-loopback-in-peer-connection",
-]
+CHROMIUM_FLAGS = setup.CHROMIUM_FLAGS
 
 
 @pytest.fixture(scope="session")
