@@ -57,7 +57,7 @@ def shared_vad() -> vad.VAD:
     """Silero VAD, loaded once per process: the model is shared, each stream has its state."""
     from livekit.plugins import silero
 
-    return silero.VAD.load()
+    return silero.VAD.load(min_silence_duration=settings.VOICE_VAD_MIN_SILENCE)
 
 
 def _reset(*, setting: str, **_: object) -> None:
