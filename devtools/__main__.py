@@ -30,7 +30,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     server = setup.for_run()
     providers = os.environ.get("VOICE_PROVIDERS") or ("openai" if os.environ.get("OPENAI_API_KEY") else "fake")
     setup.step(f"starting LiveKit, backend and UI (providers: {providers})")
-    # SIGTERM (e.g. from a process manager) stops everything, like Ctrl-C does.
+    # Ctrl-C and SIGTERM (e.g. from a process manager) stop everything; SIGINT is set
+    # explicitly because a shell starting us in the background leaves it ignored.
+    signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     config = StackConfig(livekit_server=server, backend_port=args.backend_port, ui_port=args.ui_port)
     with running_stack(config) as stack:
