@@ -6,6 +6,7 @@ launcher as the run command; artifacts (logs, screenshots) under artifacts/e2e/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -42,20 +43,35 @@ def speech_wav(artifacts_dir: Path) -> Path:
     return setup.speech_wav(USER_SPEECH, ROOT / "artifacts" / "audio" / "hello.wav")
 
 
+@contextlib.contextmanager
+def separate_stack(
+    name: str, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory, **config: Any
+) -> Iterator[Stack]:
+    """A whole stack with its own database and logs (artifacts/e2e/logs/<name>), fake
+    providers, and the room scripts; `config` adds to the StackConfig and its env."""
+    database = tmp_path_factory.mktemp(f"{name}-db") / f"{name}.sqlite3"
+    extra_env = {
+        "VOICE_PROVIDERS": "fake",
+        "VOICE_PARTICIPANT_TIMEOUT": "20",
+        "FAKE_STT_SCRIPTS": json.dumps(ROOM_SCRIPTS),
+        **config.pop("extra_env", {}),
+    }
+    with running_stack(
+        StackConfig(
+            livekit_server=setup.livekit_server(),
+            log_dir=artifacts_dir / "logs" / name,
+            database_url=f"sqlite:///{database}",
+            extra_env=extra_env,
+            **config,
+        )
+    ) as running:
+        yield running
+
+
 @pytest.fixture(scope="session")
 def stack(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    database = tmp_path_factory.mktemp("db") / "e2e.sqlite3"
-    config = StackConfig(
-        livekit_server=setup.livekit_server(),
-        log_dir=artifacts_dir / "logs",
-        database_url=f"sqlite:///{database}",
-        extra_env={
-            "VOICE_PROVIDERS": "fake",
-            "VOICE_PARTICIPANT_TIMEOUT": "20",
-            "FAKE_STT_SCRIPTS": json.dumps(ROOM_SCRIPTS),
-        },
-    )
-    with running_stack(config) as running:
+    """The stack most tests share; tests that stop servers make a separate_stack."""
+    with separate_stack("shared", artifacts_dir, tmp_path_factory) as running:
         yield running
 
 

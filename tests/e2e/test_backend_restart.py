@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from devtools import setup
-from devtools.stack import Stack, StackConfig, running_stack
-from tests.e2e.conftest import Backend
+from devtools.stack import Stack
+from tests.e2e.conftest import Backend, separate_stack
 from tests.e2e.test_acceptance import press_start, wait_until_ended
 
 HEARTBEAT_TIMEOUT = 4.0
@@ -25,19 +24,9 @@ HEARTBEAT_TIMEOUT = 4.0
 
 @pytest.fixture(scope="module")
 def restartable(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    database = tmp_path_factory.mktemp("restart-db") / "restart.sqlite3"
-    config = StackConfig(
-        livekit_server=setup.livekit_server(),
-        log_dir=artifacts_dir / "logs" / "restart",
-        database_url=f"sqlite:///{database}",
-        extra_env={
-            "VOICE_PROVIDERS": "fake",
-            "VOICE_HEARTBEAT_INTERVAL": "1",
-            "VOICE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
-        },
-    )
-    with running_stack(config) as stack:
-        yield stack
+    heartbeat = {"VOICE_HEARTBEAT_INTERVAL": "1", "VOICE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT)}
+    with separate_stack("restart", artifacts_dir, tmp_path_factory, extra_env=heartbeat) as running:
+        yield running
 
 
 def nothing_running(backend: Backend) -> bool:

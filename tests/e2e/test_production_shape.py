@@ -22,8 +22,8 @@ from playwright.sync_api import Page, expect
 from websockets.sync.client import connect
 
 from devtools import setup
-from devtools.stack import Stack, StackConfig, running_stack
-from tests.e2e.conftest import ROOM_SCRIPTS, Backend
+from devtools.stack import Stack
+from tests.e2e.conftest import ROOM_SCRIPTS, Backend, separate_stack
 from tests.e2e.test_acceptance import press_start, wait_until_ended
 
 HEARTBEAT_TIMEOUT = 4.0
@@ -31,25 +31,17 @@ HEARTBEAT_TIMEOUT = 4.0
 
 @pytest.fixture(scope="module")
 def cluster(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    database = tmp_path_factory.mktemp("cluster-db") / "cluster.sqlite3"
-    config = StackConfig(
-        livekit_server=setup.livekit_server(),
-        log_dir=artifacts_dir / "logs" / "cluster",
-        database_url=f"sqlite:///{database}",
-        redis_server=setup.redis_server(),
-        backends=2,
-        agent_workers=2,
-        extra_env={
-            "VOICE_PROVIDERS": "fake",
-            "FAKE_STT_SCRIPTS": json.dumps(ROOM_SCRIPTS),
-            "VOICE_HEARTBEAT_INTERVAL": "1",
-            "VOICE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
-            "VOICE_WORKER_DRAIN_TIMEOUT": "2",
-            "VOICE_WORKER_MAX_SESSIONS": "2",  # so four sessions must use both workers
-        },
-    )
-    with running_stack(config) as stack:
-        yield stack
+    env = {
+        "VOICE_HEARTBEAT_INTERVAL": "1",
+        "VOICE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
+        "VOICE_WORKER_DRAIN_TIMEOUT": "2",
+        "VOICE_WORKER_MAX_SESSIONS": "2",  # so four sessions must use both workers
+    }
+    with separate_stack(
+        "cluster", artifacts_dir, tmp_path_factory,
+        redis_server=setup.redis_server(), backends=2, agent_workers=2, extra_env=env,
+    ) as running:
+        yield running
 
 
 def post_session(backend_url: str, room: str) -> str:

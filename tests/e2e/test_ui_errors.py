@@ -9,20 +9,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from devtools import setup
-from devtools.stack import Stack, StackConfig, running_stack
+from devtools.stack import Stack
+from tests.e2e.conftest import separate_stack
 
 
 @pytest.fixture(scope="module")
 def own_stack(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    database = tmp_path_factory.mktemp("db-errors") / "errors.sqlite3"
-    config = StackConfig(
-        livekit_server=setup.livekit_server(),
-        log_dir=artifacts_dir / "logs" / "errors-stack",
-        database_url=f"sqlite:///{database}",
-        extra_env={"VOICE_PROVIDERS": "fake", "VOICE_PARTICIPANT_TIMEOUT": "20"},
-    )
-    with running_stack(config) as running:
+    with separate_stack("errors", artifacts_dir, tmp_path_factory) as running:
         yield running
 
 
