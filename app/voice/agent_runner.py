@@ -70,7 +70,11 @@ class AgentRun:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(settings.VOICE_HEARTBEAT_INTERVAL)
-            await session_store.heartbeat(self.info.session_id)
+            try:
+                await session_store.heartbeat(self.info.session_id)
+            except Exception:
+                # A missed beat is harmless; a silent stop would get the session swept.
+                log.warning("session.heartbeat_failed", extra={"session_id": self.info.session_id}, exc_info=True)
 
     async def _start(self, room: AgentRoom | None) -> None:
         info = self.info
