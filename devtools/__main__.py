@@ -74,7 +74,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         failures += _pytest("tests/unit", *args.pytest_args) != 0
     if args.suite in ("all", "e2e"):
         setup.step("end-to-end tests (real LiveKit, Django, Flask, Chromium)")
-        failures += _pytest("tests/e2e", *args.pytest_args) != 0
+        on_failure = ["--screenshot=only-on-failure", f"--output={ROOT / 'artifacts' / 'e2e' / 'failures'}"]
+        failures += _pytest("tests/e2e", *on_failure, *args.pytest_args) != 0
     return 1 if failures else 0
 
 

@@ -102,3 +102,33 @@ class Backend:
 @pytest.fixture(scope="session")
 def backend(stack: Stack) -> Backend:
     return Backend(stack.backend_url)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # noqa: ANN201
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(autouse=True)
+def console_log_on_failure(request: pytest.FixtureRequest, artifacts_dir: Path) -> Iterator[None]:
+    """Keep the page's console for tests that use `page`, and write it out if the test fails
+    (pytest-playwright saves the failure screenshot: see --screenshot in devtools)."""
+    if "page" not in request.fixturenames:
+        yield
+        return
+    page = request.getfixturevalue("page")
+    lines: list[str] = []
+    page.on("console", lambda message: lines.append(f"[{message.type}] {message.text}"))
+    page.on("pageerror", lambda error: lines.append(f"[pageerror] {error}"))
+    yield
+    if request.node.stash.get(_FAILED, False):
+        failures = artifacts_dir / "failures"
+        failures.mkdir(parents=True, exist_ok=True)
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)
+        (failures / f"{name}.console.log").write_text("\n".join(lines) + "\n")
