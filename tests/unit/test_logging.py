@@ -9,7 +9,7 @@ import pytest
 
 from app.voice.logging import JsonFormatter, RedactSecretsFilter
 
-OPENAI_KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+OPENAI_KEY = "sk-" + "fake" * 10  # shaped like an OpenAI key, not one
 LIVEKIT_SECRET = "lk-secret-value-0123456789"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl"
 

@@ -20,13 +20,14 @@ from app.voice.providers import SessionInfo, build_providers
 from tests.unit import respx_httpx2  # noqa: F401  (registers respx's "httpx2" mocker)
 
 API = "https://api.openai.com/v1"
+FAKE_KEY = "sk-" + "test" * 6
 INFO = SessionInfo(session_id="0" * 32, room="room-1", identity="alice")
 
 
 @pytest.fixture
 def providers(settings):
     settings.VOICE_PROVIDERS = "openai"
-    settings.OPENAI_API_KEY = "sk-test-0123456789abcdefghij"
+    settings.OPENAI_API_KEY = FAKE_KEY
     return build_providers(INFO)
 
 
@@ -80,7 +81,7 @@ async def test_llm_streams_gpt_4o_mini_with_the_system_prompt(providers, setting
     roles = [(m["role"], m["content"]) for m in sent["messages"]]
     assert ("user", "Hi") in roles
     assert any(content == settings.SYSTEM_PROMPT for _, content in roles)
-    assert route.calls.last.request.headers["authorization"] == "Bearer sk-test-0123456789abcdefghij"
+    assert route.calls.last.request.headers["authorization"] == f"Bearer {FAKE_KEY}"
 
 
 async def test_tts_requests_pcm_speech_and_emits_that_audio(providers, openai_api) -> None:

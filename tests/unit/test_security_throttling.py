@@ -140,9 +140,7 @@ def test_production_defaults_and_cache_settings() -> None:
     )
 
     def run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        clean = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
-        return subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=clean,
-                              capture_output=True, text=True, timeout=60)
+        return load_settings(env, probe)
 
     import json
 

@@ -27,7 +27,7 @@ PRODUCTION = {
     "LIVEKIT_URL": "wss://livekit.example.com",
     "LIVEKIT_API_KEY": "APIprodkey0123",
     "LIVEKIT_API_SECRET": "prod-livekit-secret-0123456789",
-    "OPENAI_API_KEY": "sk-prod-0123456789abcdefghijklmnop",
+    "OPENAI_API_KEY": "sk-" + "prod" * 8,  # shaped like an OpenAI key, not one
     "CORS_ORIGINS": "http://evil.example:5000",
     "DATABASE_URL": "postgres://voice:pw-0123456789@db.internal:5432/voice",
     "REDIS_URL": "redis://redis.internal:6379/0",
@@ -43,10 +43,11 @@ PROBE = (
 )
 
 
-def load_settings(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def load_settings(env: dict[str, str], probe: str = PROBE) -> subprocess.CompletedProcess[str]:
+    """Import the settings in a fresh interpreter with exactly `env`, and run `probe` there."""
     clean = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
     return subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", probe], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
     )
 
 
