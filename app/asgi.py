@@ -14,7 +14,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from app.voice.lifespan import with_lifespan  # noqa: E402
-from app.voice.routing import websocket_urlpatterns  # noqa: E402
+from app.voice.ws.routing import websocket_urlpatterns  # noqa: E402
 
 application = with_lifespan(
     ProtocolTypeRouter(

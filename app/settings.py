@@ -135,8 +135,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["app.voice.parsers.BoundedJSONParser"],
-    "EXCEPTION_HANDLER": "app.voice.errors.exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["app.voice.http.parsers.BoundedJSONParser"],
+    "EXCEPTION_HANDLER": "app.voice.http.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 
@@ -165,7 +165,7 @@ VOICE_MAX_SESSIONS_PER_IP = _env_int("VOICE_MAX_SESSIONS_PER_IP", 10, minimum=1,
 # the client IP is REMOTE_ADDR and X-Forwarded-For is ignored, since any client can forge it.
 REST_FRAMEWORK["NUM_PROXIES"] = _env_int("VOICE_TRUSTED_PROXIES", 0, minimum=0, maximum=10)
 
-# OpenAPI schema of the HTTP API, served at /openapi.json (app/voice/api_schema.py).
+# OpenAPI schema of the HTTP API, served at /openapi.json (app/voice/http/api_schema.py).
 SPECTACULAR_SETTINGS = {
     "TITLE": "Voice Agent API",
     "DESCRIPTION": "Token minting, agent sessions and transcript history. Errors are "
@@ -175,7 +175,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "SessionStatusEnum": "app.voice.models.SessionStatus",
-        "HealthStatusEnum": ["ok", "unavailable"],
+        "HealthStatusEnum": "app.voice.contract.rules.HealthStatus",
     },
 }
 
@@ -208,7 +208,7 @@ VOICE_PARTICIPANT_TIMEOUT = _env_float(
 )
 
 # Where agents run: "inprocess" (inside this ASGI process; one machine) or "dispatch"
-# (LiveKit dispatches each session to a `python -m app.voice.agent_worker start` worker).
+# (LiveKit dispatches each session to a `python -m app.voice.agent.worker start` worker).
 VOICE_AGENT_HOST = _env("VOICE_AGENT_HOST", "inprocess")
 if VOICE_AGENT_HOST not in {"inprocess", "dispatch"}:
     raise ImproperlyConfigured("VOICE_AGENT_HOST must be inprocess or dispatch")
@@ -232,8 +232,8 @@ LOG_LEVEL = _env("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "app.voice.logging.RedactSecretsFilter"}},
-    "formatters": {"json": {"()": "app.voice.logging.JsonFormatter"}},
+    "filters": {"redact": {"()": "app.voice.structured_logs.RedactSecretsFilter"}},
+    "formatters": {"json": {"()": "app.voice.structured_logs.JsonFormatter"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact"]}
     },

@@ -1,7 +1,9 @@
+"""HTTP routes of the API; the WebSocket routes are in app.voice.ws.routing."""
+
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView
 
-from app.voice import views
+from app.voice.http import errors, views
 
 urlpatterns = [
     path("token", views.TokenView.as_view(), name="token"),
@@ -13,11 +15,11 @@ urlpatterns = [
     path("readyz", views.ReadinessView.as_view(), name="readiness"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     # Last: anything else is a JSON 404 (Django's own 404 page is HTML when DEBUG is on).
-    re_path(r"^", views.endpoint_not_found),
+    re_path(r"^", errors.endpoint_not_found),
 ]
 
 # Errors raised outside DRF views (e.g. a disallowed Host header) keep the one error shape.
-handler400 = "app.voice.errors.bad_request"
-handler403 = "app.voice.errors.forbidden"
-handler404 = "app.voice.errors.not_found"
-handler500 = "app.voice.errors.server_error"
+# No handler404: the catch-all route above answers every unknown path.
+handler400 = "app.voice.http.errors.bad_request"
+handler403 = "app.voice.http.errors.forbidden"
+handler500 = "app.voice.http.errors.server_error"

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from app.asgi import application  # noqa: F401 - re-exported for uvicorn
-from app.voice import event_bridge
+from app.voice.agent import event_bridge
 
 _out = open(os.environ["BENCH_PROBE_FILE"], "a", buffering=1)  # noqa: SIM115 - process lifetime
 

@@ -60,7 +60,7 @@ def setup_django(endpointing: float, extra: dict[str, str] | None = None) -> Non
 
 def _instrument_publisher() -> None:
     """Stamp each bridge message when the session event hands it over (fan-out start)."""
-    from app.voice import event_bridge
+    from app.voice.agent import event_bridge
 
     original = event_bridge.TranscriptPublisher.publish
     if getattr(original, "_bench", False):

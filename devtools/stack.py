@@ -238,7 +238,7 @@ class Stack:
     def start_agent_workers(self) -> None:
         for index in range(self.config.agent_workers):
             env = self.backend_env() | {"VOICE_WORKER_PORT": "0"}  # health port: any free one
-            cmd = [PYTHON, "-m", "app.voice.agent_worker", "start"]
+            cmd = [PYTHON, "-m", "app.voice.agent.worker", "start"]
             self._spawn(f"agent-worker-{index + 1}", cmd, env)
         for index in range(self.config.agent_workers):
             wait_for_log(self.processes[f"agent-worker-{index + 1}"], "registered worker", timeout=60)

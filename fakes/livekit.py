@@ -21,7 +21,7 @@ from livekit import rtc
 from livekit.agents import Agent, AgentSession
 from livekit.agents.voice.io import AudioInput, AudioOutput, AudioOutputCapabilities
 
-from app.voice.livekit_gateway import LiveKitGateway
+from app.voice.agent.livekit_gateway import LiveKitGateway
 
 FRAME_SECONDS = 0.02
 
@@ -63,7 +63,6 @@ class ScriptedMicrophone(AudioInput):
         self._frame = int(rate * FRAME_SECONDS)
         self._position = 0
         self._clock: float | None = None
-        self.speech_ends_at: float | None = None  # monotonic time the last speech frame left
 
     async def __anext__(self) -> rtc.AudioFrame:
         if self._clock is None:
@@ -74,8 +73,6 @@ class ScriptedMicrophone(AudioInput):
         chunk = self._audio[self._position : self._position + self._frame]
         self._position += self._frame
         if len(chunk) < self._frame:
-            if self.speech_ends_at is None and len(self._audio):
-                self.speech_ends_at = time.monotonic()
             chunk = np.concatenate([chunk, np.zeros(self._frame - len(chunk), dtype=np.int16)])
         return rtc.AudioFrame(chunk.tobytes(), self._rate, 1, self._frame)
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 
-from app.voice.providers import ProviderSet, SessionInfo, shared_vad
+from app.voice.agent.providers import ProviderSet, shared_vad
+from app.voice.sessions.info import SessionInfo
 from fakes.llm import ScriptedLLM
 from fakes.stt import DEFAULT_UTTERANCES, ScriptedSTT
 from fakes.tts import ToneTTS

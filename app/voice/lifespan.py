@@ -7,6 +7,9 @@ import asyncio
 import logging
 from typing import Any
 
+from app.voice.agent.host import get_host
+from app.voice.sessions import sweeper
+
 log = logging.getLogger("app.voice.lifespan")
 
 
@@ -14,9 +17,6 @@ def with_lifespan(app: Any) -> Any:
     async def application(scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "lifespan":
             return await app(scope, receive, send)
-        from app.voice import sweeper
-        from app.voice.agent_host import get_host
-
         sweeping: asyncio.Task[None] | None = None
         while True:
             message = await receive()

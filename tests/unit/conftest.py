@@ -12,7 +12,7 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from app.asgi import application
-from app.voice.livekit_gateway import get_gateway
+from app.voice.agent.livekit_gateway import get_gateway
 from devtools import setup
 from devtools.stack import ROOT
 from fakes.livekit import FakeLiveKitGateway

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.voice.agent_host import get_host
+from app.voice.agent.host import get_host
 from app.voice.models import TranscriptEntry, VoiceSession
 from fakes.livekit import FakeLiveKitGateway, PersonScript
 from tests.unit.conftest import receive_until
@@ -126,7 +126,7 @@ async def test_sweeper_ends_sessions_whose_host_went_silent(api, gateway, settin
 
     from django.utils import timezone
 
-    from app.voice import sweeper
+    from app.voice.sessions import sweeper
 
     settings.VOICE_HEARTBEAT_TIMEOUT = 20.0
     live_id = await start(api, "room-alive")  # heartbeats: must survive the sweep

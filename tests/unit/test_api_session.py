@@ -13,8 +13,8 @@ import uuid
 import pytest
 from rest_framework.test import APIClient
 
-from app.voice.logging import JsonFormatter
 from app.voice.models import VoiceSession
+from app.voice.structured_logs import JsonFormatter
 from fakes.livekit import FakeLiveKitGateway
 from tests.unit.api_fixtures import JSON, asgi, assert_error  # noqa: F401  (fixture)
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from app.voice.logging import JsonFormatter, RedactSecretsFilter
+from app.voice.structured_logs import JsonFormatter, RedactSecretsFilter
 
 OPENAI_KEY = "sk-" + "fake" * 10  # shaped like an OpenAI key, not one
 LIVEKIT_SECRET = "lk-secret-value-0123456789"

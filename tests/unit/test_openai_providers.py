@@ -15,8 +15,9 @@ import respx
 from livekit import rtc
 from livekit.agents import llm
 
-from app.voice import openai_providers
-from app.voice.providers import SessionInfo, build_providers
+from app.voice.agent.providers import build_providers
+from app.voice.agent.providers import openai as openai_providers
+from app.voice.sessions.info import SessionInfo
 from tests.unit import respx_httpx2  # noqa: F401  (registers respx's "httpx2" mocker)
 
 API = "https://api.openai.com/v1"

@@ -25,8 +25,7 @@ from schemathesis import GenerationMode
 from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi import checks
 
-from app.voice import session_store
-from app.voice.agent_host import get_host
+from app.voice.agent.host import get_host
 from app.voice.models import EndReason, VoiceSession
 from tests.unit.api_fixtures import asgi, assert_error  # noqa: F401  (fixture)
 
@@ -73,7 +72,7 @@ def report_example_count(request: pytest.FixtureRequest) -> object:
 async def no_agent_left_behind() -> AsyncIterator[None]:
     yield
     await get_host().shutdown()
-    await session_store.end_all_live(EndReason.SHUTDOWN)
+    await VoiceSession.objects.exclude(status="ended").aupdate(status="ended", end_reason=EndReason.SHUTDOWN)
     assert not get_host().runs
 
 

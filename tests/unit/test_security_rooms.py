@@ -16,8 +16,9 @@ import pytest
 from django.utils import timezone
 
 from app.asgi import application
-from app.voice import session_store
 from app.voice.models import EndReason, RoomClaim, VoiceSession
+from app.voice.sessions import store as session_store
+from app.voice.sessions.errors import RoomBusy, RoomTaken, TooManySessions
 from fakes.livekit import FakeLiveKitGateway
 from tests.unit.api_fixtures import asgi, assert_error  # noqa: F401  (fixture)
 
@@ -128,15 +129,15 @@ async def test_the_bounds_live_in_the_service_code_not_the_view(settings) -> Non
     settings.VOICE_MAX_SESSIONS_PER_IDENTITY = 1
     settings.VOICE_MAX_SESSIONS_PER_IP = 2
     await session_store.create_session("room-1", "alice", "198.51.100.1")
-    with pytest.raises(session_store.TooManySessions) as bound:
+    with pytest.raises(TooManySessions) as bound:
         await session_store.create_session("room-2", "alice", "198.51.100.1")
     assert (bound.value.scope, bound.value.limit) == ("identity", 1)
     await session_store.create_session("room-2", "bob", "198.51.100.1")
-    with pytest.raises(session_store.TooManySessions) as bound:
+    with pytest.raises(TooManySessions) as bound:
         await session_store.create_session("room-3", "carol", "198.51.100.1")
     assert (bound.value.scope, bound.value.limit) == ("ip", 2)
     await session_store.create_session("room-3", "carol", None)  # no address known: identity bound only
-    await session_store.end_all_live(EndReason.SHUTDOWN)
+    await VoiceSession.objects.exclude(status="ended").aupdate(status="ended", end_reason=EndReason.SHUTDOWN)
     await session_store.create_session("room-4", "alice", "198.51.100.1")  # ended ones do not count
     assert await VoiceSession.objects.exclude(status="ended").acount() == 1
 
@@ -144,14 +145,14 @@ async def test_the_bounds_live_in_the_service_code_not_the_view(settings) -> Non
 async def test_claims_in_the_service_code(settings) -> None:
     ttl = timedelta(minutes=15)
     await session_store.claim_room("room-1", "alice", ttl)
-    with pytest.raises(session_store.RoomTaken):
+    with pytest.raises(RoomTaken):
         await session_store.claim_room("room-1", "bob", ttl)
-    with pytest.raises(session_store.RoomTaken):
+    with pytest.raises(RoomTaken):
         await session_store.create_session("room-1", "bob", None)
     live = await session_store.create_session("room-1", "alice", None)
-    with pytest.raises(session_store.RoomBusy) as busy:
+    with pytest.raises(RoomBusy) as busy:
         await session_store.claim_room("room-1", "bob", ttl)
-    assert busy.value.existing.id == live.id
+    assert busy.value.session_id is None  # another identity's session: not named to bob
     await session_store.mark_ended(live.id, EndReason.DELETED)
     await session_store.claim_room("room-1", "bob", ttl)
     assert (await RoomClaim.objects.aget(room="room-1")).identity == "bob"

@@ -16,7 +16,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from app.voice.throttling import SessionRateThrottle, TokenRateThrottle
+from app.voice.http.throttling import SessionRateThrottle, TokenRateThrottle
 from tests.unit.api_fixtures import JSON, assert_error
 from tests.unit.test_settings import PRODUCTION, load_settings
 
@@ -118,7 +118,7 @@ def test_behind_one_trusted_proxy_the_client_is_the_address_it_appended(settings
 
 
 def test_throttles_declared_on_the_views() -> None:
-    from app.voice.views import SessionCreateView, SessionDetailView, TokenView
+    from app.voice.http.views import SessionCreateView, SessionDetailView, TokenView
 
     assert TokenView.throttle_classes == [TokenRateThrottle]
     assert SessionCreateView.throttle_classes == [SessionRateThrottle]
@@ -191,7 +191,7 @@ import django
 django.setup()
 from django.test import RequestFactory
 from rest_framework.request import Request
-from app.voice.throttling import TokenRateThrottle
+from app.voice.http.throttling import TokenRateThrottle
 for address in ("127.0.0.1", "10.9.9.9"):
     request = Request(RequestFactory().get("/token", REMOTE_ADDR=address))
     print(address, TokenRateThrottle().allow_request(request, None))

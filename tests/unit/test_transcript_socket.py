@@ -14,11 +14,12 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from app.asgi import application
-from app.voice import lifecycle, messages, session_store
-from app.voice.errors import WS_CLOSE_MALFORMED_ID, WS_CLOSE_SESSION_ENDED, WS_CLOSE_UNKNOWN_SESSION
-from app.voice.groups import transcript_group
+from app.voice.contract import close_codes, messages
 from app.voice.models import EndReason, VoiceSession
-from app.voice.providers import SessionInfo
+from app.voice.sessions import store as session_store
+from app.voice.sessions.ending import end_session
+from app.voice.sessions.groups import transcript_group
+from app.voice.sessions.info import SessionInfo
 from tests.unit.conftest import ORIGIN
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,14 +47,14 @@ async def closed_with(socket: WebsocketCommunicator) -> int:
 @pytest.mark.parametrize(
     ("path", "code"),
     [
-        ("/ws/transcript/not-a-uuid", WS_CLOSE_MALFORMED_ID),
-        ("/ws/transcript/12345", WS_CLOSE_MALFORMED_ID),
-        (f"/ws/transcript/{uuid.uuid4()}", WS_CLOSE_UNKNOWN_SESSION),
-        (f"/ws/transcript/{uuid.uuid4()}/", WS_CLOSE_UNKNOWN_SESSION),
+        ("/ws/transcript/not-a-uuid", close_codes.MALFORMED_ID),
+        ("/ws/transcript/12345", close_codes.MALFORMED_ID),
+        (f"/ws/transcript/{uuid.uuid4()}", close_codes.UNKNOWN_SESSION),
+        (f"/ws/transcript/{uuid.uuid4()}/", close_codes.UNKNOWN_SESSION),
         # Paths no route matches: refused, where URLRouter alone would raise.
-        ("/ws/nope", WS_CLOSE_UNKNOWN_SESSION),
-        ("/ws/transcript/a/b", WS_CLOSE_UNKNOWN_SESSION),
-        ("/", WS_CLOSE_UNKNOWN_SESSION),
+        ("/ws/nope", close_codes.UNKNOWN_SESSION),
+        ("/ws/transcript/a/b", close_codes.UNKNOWN_SESSION),
+        ("/", close_codes.UNKNOWN_SESSION),
     ],
 )
 async def test_bad_ids_and_paths_are_closed_with_4xxx(open_socket, path: str, code: int) -> None:
@@ -65,7 +66,7 @@ async def test_an_ended_session_is_closed_with_4410(open_socket) -> None:
     session = await live_session()
     await session_store.mark_ended(session.id, EndReason.DELETED)
     socket = await open_socket(f"/ws/transcript/{session.id}")
-    assert await closed_with(socket) == WS_CLOSE_SESSION_ENDED
+    assert await closed_with(socket) == close_codes.SESSION_ENDED
 
 
 async def test_late_subscriber_gets_earlier_finals_with_seq_then_live_ones_without_duplicates(
@@ -97,7 +98,7 @@ async def test_late_subscriber_gets_earlier_finals_with_seq_then_live_ones_witho
     # A second, later subscriber gets the stored finals again, in order; the first gets none twice.
     late = await open_socket(f"/ws/transcript/{session.id}")
     assert [m["seq"] for m in [await late.receive_json_from(timeout=5) for _ in range(2)]] == [1, 3]
-    await lifecycle.end_session(SessionInfo(str(session.id), session.room, session.identity), EndReason.DELETED)
+    await end_session(SessionInfo(str(session.id), session.room, session.identity), EndReason.DELETED)
     for client in (socket, late):
         assert await client.receive_json_from(timeout=5) == messages.session_ended("deleted")
         assert await closed_with(client) == 1000
@@ -126,7 +127,7 @@ async def test_bad_client_frames_get_an_error_frame_and_the_socket_lives_on(open
     socket = await open_socket(f"/ws/transcript/{session.id}")
     await socket.send_input({"type": "websocket.receive", **frame})
     reply = await socket.receive_json_from(timeout=5)
-    assert reply == messages.error(reply["error"]["code"], reply["error"]["message"])
+    assert reply == messages.error_body(reply["error"]["code"], reply["error"]["message"])
     assert reply["error"]["code"] == "unsupported_frame"
     # Still serving: ping answers, and live messages still arrive.
     await socket.send_json_to({"type": "ping"})
@@ -141,14 +142,14 @@ async def test_the_socket_closes_after_session_ended_and_cannot_reopen(open_sock
     await socket.send_json_to({"type": "ping"})
     assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
 
-    await lifecycle.end_session(
+    await end_session(
         SessionInfo(str(session.id), session.room, session.identity), EndReason.PARTICIPANT_LEFT
     )
     assert await socket.receive_json_from(timeout=5) == {"event": "session_ended", "reason": "participant_left"}
     assert await closed_with(socket) == 1000
 
     again = await open_socket(f"/ws/transcript/{session.id}")
-    assert await closed_with(again) == WS_CLOSE_SESSION_ENDED
+    assert await closed_with(again) == close_codes.SESSION_ENDED
 
 
 async def test_unknown_path_with_a_foreign_origin_is_refused_at_the_handshake() -> None:

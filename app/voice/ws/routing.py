@@ -1,6 +1,8 @@
+"""WebSocket routes: the transcript socket, and a catch-all that refuses any other path."""
+
 from django.urls import re_path
 
-from app.voice.transcript_consumer import TranscriptConsumer, UnknownPathConsumer
+from app.voice.ws.consumer import TranscriptConsumer, UnknownPathConsumer
 
 websocket_urlpatterns = [
     re_path(r"^ws/transcript/(?P<session_id>[^/]+)/?$", TranscriptConsumer.as_asgi()),

@@ -1,14 +1,18 @@
-"""HTTP edge: validate, call the lifecycle/service functions, shape the answer."""
+"""HTTP edge: validate, call the session services, shape the answer.
+
+Domain errors (room busy, room taken, too many sessions, agent start failed) rise
+from the services and become HTTP answers in app.voice.http.errors, not here.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -16,12 +20,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from app.voice import lifecycle, session_store
-from app.voice.api_schema import SESSION_ID, ErrorSerializer, errors
-from app.voice.errors import Conflict, ServiceUnavailable, error_body
-from app.voice.livekit_gateway import get_gateway
-from app.voice.models import VoiceSession
-from app.voice.serializers import (
+from app.voice import lifecycle
+from app.voice.agent.livekit_gateway import get_gateway
+from app.voice.contract import rules
+from app.voice.http.api_schema import SESSION_ID, errors
+from app.voice.http.serializers import (
     HealthSerializer,
     RoomIdentitySerializer,
     SessionCreatedSerializer,
@@ -30,33 +33,22 @@ from app.voice.serializers import (
     TranscriptEntrySerializer,
     TranscriptSerializer,
 )
-from app.voice.throttling import (
+from app.voice.http.throttling import (
     RateLimitedMixin,
     SessionRateThrottle,
     TokenRateThrottle,
     client_ip,
 )
+from app.voice.models import VoiceSession
+from app.voice.sessions import store
 
 
 def _get_session_or_404(raw_id: str) -> VoiceSession:
-    session_id = session_store.parse_session_id(raw_id)
+    session_id = store.parse_session_id(raw_id)
     session = VoiceSession.objects.filter(pk=session_id).first() if session_id else None
     if session is None:
         raise exceptions.NotFound("No session with this id.")
     return session
-
-
-# Errors of the security rules (README "Security"), in the one error shape.
-_SECURITY_ERRORS = {
-    403: OpenApiResponse(ErrorSerializer, description="room_taken: another identity holds this room name."),
-    429: OpenApiResponse(
-        ErrorSerializer,
-        description="rate_limited (see Retry-After), or too_many_sessions: the live-session "
-        "bound per identity or per client IP is reached.",
-    ),
-}
-ROOM_BUSY = "This room already has a live agent session."
-ROOM_TAKEN = "This room name is in use by someone else; choose another room."
 
 
 class TokenView(RateLimitedMixin, APIView):
@@ -69,19 +61,14 @@ class TokenView(RateLimitedMixin, APIView):
 
     @extend_schema(
         parameters=[RoomIdentitySerializer],
-        responses={200: TokenSerializer, **errors(400, 409), **_SECURITY_ERRORS},
+        responses={200: TokenSerializer, **errors(400, 403, 409, 429)},
     )
     def get(self, request: Request) -> Response:
         params = RoomIdentitySerializer(data=single_query_params(request, "room", "identity"))
         params.is_valid(raise_exception=True)
         room, identity = params.validated_data["room"], params.validated_data["identity"]
         ttl = timedelta(seconds=settings.LIVEKIT_TOKEN_TTL_SECONDS)
-        try:
-            async_to_sync(session_store.claim_room)(room, identity, ttl)
-        except session_store.RoomBusy:
-            raise Conflict(ROOM_BUSY, code="room_busy") from None  # no session id: not theirs
-        except session_store.RoomTaken:
-            raise exceptions.PermissionDenied(ROOM_TAKEN, code="room_taken") from None
+        async_to_sync(store.claim_room)(room, identity, ttl)
         gateway = get_gateway()
         token = gateway.mint_token(room=room, identity=identity, ttl=ttl)
         return Response({"token": token, "url": gateway.public_url, "room": room, "identity": identity})
@@ -94,25 +81,12 @@ class SessionCreateView(RateLimitedMixin, APIView):
 
     @extend_schema(
         request=RoomIdentitySerializer,
-        responses={201: SessionCreatedSerializer, **errors(400, 409, 413, 415, 503), **_SECURITY_ERRORS},
+        responses={201: SessionCreatedSerializer, **errors(400, 403, 409, 413, 415, 429, 503)},
     )
     def post(self, request: Request) -> Response:
         body = RoomIdentitySerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            session = async_to_sync(lifecycle.start_session)(**body.validated_data, client_ip=client_ip(request))
-        except session_store.RoomBusy as busy:
-            raise Conflict(ROOM_BUSY, code="room_busy", session_id=str(busy.existing.id)) from None
-        except session_store.RoomTaken:
-            raise exceptions.PermissionDenied(ROOM_TAKEN, code="room_taken") from None
-        except session_store.TooManySessions as bound:
-            who = "this name" if bound.scope == "identity" else "your address"
-            raise exceptions.Throttled(
-                detail=f"Too many live sessions for {who} (at most {bound.limit}); stop one first.",
-                code="too_many_sessions",
-            ) from None
-        except lifecycle.AgentStartFailed:
-            raise ServiceUnavailable("The agent could not join the room; is LiveKit running?") from None
+        session = async_to_sync(lifecycle.start_session)(**body.validated_data, client_ip=client_ip(request))
         return Response(SessionCreatedSerializer(session).data, status=status.HTTP_201_CREATED)
 
 
@@ -144,8 +118,8 @@ def single_query_params(request: Request, *names: str) -> dict[str, str]:
 class HistoryPagination(LimitOffsetPagination):
     """?limit=1..100&offset=0..; anything else is a 400 rather than a silent default."""
 
-    default_limit = 20
-    max_limit = 100
+    default_limit = rules.HISTORY_PAGE_SIZE
+    max_limit = rules.HISTORY_MAX_PAGE_SIZE
 
     def get_limit(self, request: Request) -> int:
         return self._parse(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
@@ -198,7 +172,7 @@ class LivenessView(APIView):
 
     @extend_schema(responses={200: HealthSerializer})
     def get(self, request: Request) -> Response:
-        return Response({"status": "ok"})
+        return Response({"status": rules.HealthStatus.OK})
 
 
 class ReadinessView(APIView):
@@ -207,19 +181,19 @@ class ReadinessView(APIView):
     @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer})
     def get(self, request: Request) -> Response:
         checks = {"livekit": _check(_ping_livekit), "channel_layer": _check(_ping_channel_layer)}
-        ready = all(value == "ok" for value in checks.values())
+        ready = all(value == rules.HealthStatus.OK for value in checks.values())
         return Response(
-            {"status": "ok" if ready else "unavailable", "checks": checks},
+            {"status": rules.HealthStatus.OK if ready else rules.HealthStatus.UNAVAILABLE, "checks": checks},
             status=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 
 
-def _check(probe: object) -> str:
+def _check(probe: Callable[[], Awaitable[None]]) -> rules.HealthStatus:
     try:
-        async_to_sync(probe)()  # type: ignore[arg-type]
+        async_to_sync(probe)()
     except Exception:
-        return "unavailable"
-    return "ok"
+        return rules.HealthStatus.UNAVAILABLE
+    return rules.HealthStatus.OK
 
 
 async def _ping_livekit() -> None:
@@ -231,8 +205,3 @@ async def _ping_channel_layer() -> None:
     channel = await layer.new_channel()
     await layer.send(channel, {"type": "ping"})
     await asyncio.wait_for(layer.receive(channel), 2.0)
-
-
-def endpoint_not_found(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
-    """Catch-all route: unknown paths answer in the error shape even with DEBUG on."""
-    return JsonResponse(error_body("not_found", "No such endpoint."), status=404)

@@ -1,8 +1,9 @@
-"""The WebSocket message schema, in one place.
+"""The WebSocket message schema and the error body, in one place.
 
 Every message the transcript socket carries is built here, so the event bridge,
-persistence, the consumer and the tests agree on the exact shapes of
-REQUIREMENTS.md item 3. Keys may be added (``seq``), never renamed or removed.
+persistence, the consumer and the tests agree on the exact shapes the requirements
+name (interim, final, speech events). Keys may be added (``seq``), never renamed or
+removed. HTTP errors and WebSocket error frames share ``error_body``.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ def pong() -> Message:
     return {"type": "pong"}
 
 
-def error(code: str, message: str) -> Message:
-    """Answer to a client frame the server cannot use; same shape as HTTP errors."""
-    return {"error": {"code": code, "message": message}}
+def error_body(code: str, message: str, **extra: Any) -> Message:
+    """The one error shape, for HTTP answers and WebSocket error frames alike:
+    ``{"error": {"code": snake_case, "message": human text, ...extra}}``."""
+    return {"error": {"code": code, "message": message, **extra}}
 
 
 def is_final_transcript(message: Message) -> bool:

@@ -16,20 +16,14 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 from livekit.agents import llm, stt, tts, vad
+from livekit.plugins import silero
+
+from app.voice.sessions.info import SessionInfo
 
 BUILTIN_SETS = {
-    "openai": "app.voice.openai_providers.build",
+    "openai": "app.voice.agent.providers.openai.build",
     "fake": "fakes.providers.build",
 }
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    """What a provider set may want to know about the session it serves."""
-
-    session_id: str
-    room: str
-    identity: str
 
 
 @dataclass(frozen=True)
@@ -55,8 +49,6 @@ def build_providers(info: SessionInfo) -> ProviderSet:
 @functools.cache
 def shared_vad() -> vad.VAD:
     """Silero VAD, loaded once per process: the model is shared, each stream has its state."""
-    from livekit.plugins import silero
-
     return silero.VAD.load(min_silence_duration=settings.VOICE_VAD_MIN_SILENCE)
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from rest_framework.exceptions import ParseError
+from rest_framework import exceptions, status
 from rest_framework.parsers import JSONParser
 
-from app.voice.errors import PayloadTooLarge
-
 MAX_JSON_BODY_BYTES = 16 * 1024  # our bodies are two short names
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+    default_detail = "The request body is too large."
 
 
 class BoundedJSONParser(JSONParser):
@@ -24,4 +28,4 @@ class BoundedJSONParser(JSONParser):
         try:
             return super().parse(io.BytesIO(raw), media_type, parser_context)
         except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply.") from None
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None

@@ -15,11 +15,14 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from livekit.agents import Agent, AgentSession, CloseEvent, CloseReason, utils
 
-from app.voice import event_bridge, lifecycle, session_store
-from app.voice.groups import control_group
-from app.voice.livekit_gateway import AgentRoom, get_gateway
+from app.voice.agent import event_bridge
+from app.voice.agent.livekit_gateway import AgentRoom, get_gateway
+from app.voice.agent.providers import build_providers
 from app.voice.models import EndReason
-from app.voice.providers import SessionInfo, build_providers
+from app.voice.sessions import store
+from app.voice.sessions.ending import end_session
+from app.voice.sessions.groups import control_group
+from app.voice.sessions.info import SessionInfo
 
 log = logging.getLogger("app.voice.agent")
 
@@ -71,7 +74,7 @@ class AgentRun:
         while True:
             await asyncio.sleep(settings.VOICE_HEARTBEAT_INTERVAL)
             try:
-                await session_store.heartbeat(self.info.session_id)
+                await store.heartbeat(self.info.session_id)
             except Exception:
                 # A missed beat is harmless; a silent stop would get the session swept.
                 log.warning("session.heartbeat_failed", extra={"session_id": self.info.session_id}, exc_info=True)
@@ -164,7 +167,7 @@ class AgentRun:
         try:
             await self._release()
         finally:
-            await lifecycle.end_session(self.info, reason)
+            await end_session(self.info, reason)
             self.ended.set()
             layer = get_channel_layer()
             for reply_to in self._stop_replies:

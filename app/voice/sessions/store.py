@@ -1,13 +1,12 @@
 """Persisted session state: the created → running → ended state machine.
 
-Plain async functions over the ORM, so the lifecycle code and the views share
-one set of transitions. Every transition is a conditional UPDATE, so two
+Plain async functions over the ORM (selectors read, the rest are transitions), so the
+lifecycle code, the agent and the views share one set of transitions. Every transition is a conditional UPDATE, so two
 processes racing to end a session cannot both win.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -18,24 +17,7 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from app.voice.models import EndReason, RoomClaim, SessionStatus, TranscriptEntry, VoiceSession
-
-log = logging.getLogger("app.voice.sessions")
-
-
-class RoomBusy(Exception):
-    def __init__(self, existing: VoiceSession) -> None:
-        super().__init__(f"room {existing.room} already has session {existing.id}")
-        self.existing = existing
-
-
-class RoomTaken(Exception):
-    """The room name is claimed by another identity's unexpired token."""
-
-
-class TooManySessions(Exception):
-    def __init__(self, scope: str, limit: int) -> None:
-        super().__init__(f"more than {limit} live sessions for this {scope}")
-        self.scope, self.limit = scope, limit  # scope: "identity" or "ip"
+from app.voice.sessions.errors import RoomBusy, RoomTaken, TooManySessions
 
 
 def parse_session_id(raw: str) -> UUID | None:
@@ -67,7 +49,7 @@ def _create(room: str, identity: str, client_ip: str | None = None, *, retry: bo
             return _create(room, identity, client_ip, retry=False)
         if existing is None:
             raise
-        raise RoomBusy(existing) from None
+        raise RoomBusy(existing.id) from None
 
 
 create_session = sync_to_async(_create)
@@ -109,7 +91,7 @@ def claim_room(room: str, identity: str, ttl: timedelta) -> None:
 def _refuse_if_live_for_other(room: str, identity: str) -> None:
     live = VoiceSession.objects.filter(room=room).exclude(status=SessionStatus.ENDED).first()
     if live is not None and live.identity != identity:
-        raise RoomBusy(live)
+        raise RoomBusy()  # another identity's session: its id is not the asker's to know
 
 
 @sync_to_async
@@ -151,14 +133,6 @@ def mark_ended(session_id: UUID | str, reason: EndReason) -> bool:
     return bool(
         VoiceSession.objects.filter(pk=session_id)
         .exclude(status=SessionStatus.ENDED)
-        .update(status=SessionStatus.ENDED, end_reason=reason, ended_at=timezone.now())
-    )
-
-
-@sync_to_async
-def end_all_live(reason: EndReason) -> int:
-    return (
-        VoiceSession.objects.exclude(status=SessionStatus.ENDED)
         .update(status=SessionStatus.ENDED, end_reason=reason, ended_at=timezone.now())
     )
 

@@ -2,10 +2,10 @@
 
 - ``inprocess`` (one machine): the agent runs on this ASGI process's event loop.
 - ``dispatch`` (production): LiveKit dispatches the session to an agent worker
-  (``python -m app.voice.agent_worker start``), which reports back on the channel layer.
+  (``python -m app.voice.agent.worker start``), which reports back on the channel layer.
 
 Either way the session code is the same ``AgentRun``; stop always travels over the
-channel layer (see lifecycle.stop_session), so it reaches the agent wherever it runs.
+channel layer (see app.voice.lifecycle.stop_session), so it reaches the agent wherever it runs.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.signals import setting_changed
 
-from app.voice.livekit_gateway import get_gateway
+from app.voice.agent.livekit_gateway import get_gateway
+from app.voice.agent.providers import shared_vad
+from app.voice.agent.runner import AgentRun
 from app.voice.models import EndReason
-from app.voice.providers import SessionInfo, shared_vad
+from app.voice.sessions.info import SessionInfo
 
 log = logging.getLogger("app.voice.host")
 
@@ -38,14 +40,11 @@ class AgentHost(Protocol):
 
 class InProcessHost:
     def __init__(self) -> None:
-        from app.voice.agent_runner import AgentRun  # imports livekit-agents: only when hosting
-
-        self._run_class = AgentRun
         self.runs: dict[str, AgentRun] = {}
         self._watchers: set[asyncio.Task[None]] = set()
 
     async def start(self, info: SessionInfo) -> None:
-        run = self._run_class(info)
+        run = AgentRun(info)
         # A fresh context: the caller may be a request served through async_to_sync, whose
         # thread executor dies with the request; the session's tasks must not inherit it.
         await asyncio.create_task(run.start(), context=contextvars.Context())
@@ -55,7 +54,7 @@ class InProcessHost:
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
 
-    async def _forget_when_ended(self, run) -> None:  # noqa: ANN001
+    async def _forget_when_ended(self, run: AgentRun) -> None:
         await run.ended.wait()
         self.runs.pop(run.info.session_id, None)
 
@@ -80,7 +79,7 @@ class DispatchHost:
     async def start(self, info: SessionInfo) -> None:
         layer = get_channel_layer()
         reply_to = await layer.new_channel()
-        metadata = json.dumps({"session_id": info.session_id, "identity": info.identity, "reply_to": reply_to})
+        metadata = json.dumps({"session_id": info.session_id, "reply_to": reply_to})
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.VOICE_START_TIMEOUT
         while True:

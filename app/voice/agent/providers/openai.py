@@ -6,7 +6,8 @@ from django.conf import settings
 from livekit.agents import NOT_GIVEN
 from livekit.plugins import openai
 
-from app.voice.providers import ProviderSet, SessionInfo, shared_vad
+from app.voice.agent.providers import ProviderSet, shared_vad
+from app.voice.sessions.info import SessionInfo
 
 LLM_MODEL = "gpt-4o-mini"
 STT_MODEL = "gpt-4o-mini-transcribe"

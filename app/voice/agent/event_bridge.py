@@ -1,6 +1,6 @@
-"""AgentSession events → the WebSocket messages of REQUIREMENTS.md item 3.
+"""AgentSession events → the transcript socket's messages.
 
-One source per message kind (DESIGN.md §2): user transcripts from
+One source per message kind, so nothing is sent twice: user transcripts from
 ``user_input_transcribed``, agent finals from ``conversation_item_added``,
 speaking events from the user and agent state changes. Messages are numbered,
 finals are persisted, then everything goes to the session's channel-layer group,
@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from channels.layers import get_channel_layer
 
-from app.voice import messages, session_store
-from app.voice.groups import transcript_group
+from app.voice.contract import messages
+from app.voice.sessions import store
+from app.voice.sessions.groups import transcript_group
 
 if TYPE_CHECKING:
     from livekit.agents import AgentSession
@@ -56,7 +57,7 @@ class TranscriptPublisher:
             numbered = messages.with_seq(message, self._seq)
             try:
                 if messages.is_final_transcript(message):
-                    await session_store.save_final_transcript(
+                    await store.save_final_transcript(
                         self.session_id, self._seq, message["role"], message["text"]
                     )
                 await layer.group_send(group, {"type": "transcript.message", "message": numbered})

@@ -1,10 +1,10 @@
 """The production agent host: a livekit-agents worker that LiveKit dispatches sessions to.
 
-    python -m app.voice.agent_worker start     # as many as you like, on any machines
+    python -m app.voice.agent.worker start     # as many as you like, on any machines
 
 POST /session (with VOICE_AGENT_HOST=dispatch) creates an explicit dispatch for agent
 VOICE_AGENT_NAME whose metadata carries the session id and a reply channel; the job
-runs the same AgentRun as the in-process host, then reports "started" (or the error)
+reads the session's row and runs the same AgentRun as the in-process host, then reports "started" (or the error)
 on the channel layer. Workers need the web processes' database and Redis channel
 layer (DATABASE_URL, REDIS_URL) and the LiveKit credentials. SIGTERM drains: live
 sessions end (reason shutdown) before the worker exits.
@@ -26,11 +26,13 @@ from channels.layers import get_channel_layer  # noqa: E402
 from django.conf import settings  # noqa: E402
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess, cli  # noqa: E402
 
-from app.voice import lifecycle, session_store  # noqa: E402
-from app.voice.agent_runner import AgentRun  # noqa: E402
-from app.voice.livekit_gateway import LiveKitRoom  # noqa: E402
+from app.voice.agent.livekit_gateway import LiveKitRoom  # noqa: E402
+from app.voice.agent.providers import shared_vad  # noqa: E402
+from app.voice.agent.runner import AgentRun  # noqa: E402
 from app.voice.models import EndReason  # noqa: E402
-from app.voice.providers import SessionInfo, shared_vad  # noqa: E402
+from app.voice.sessions import store  # noqa: E402
+from app.voice.sessions.ending import end_session  # noqa: E402
+from app.voice.sessions.info import SessionInfo  # noqa: E402
 
 log = logging.getLogger("app.voice.worker")
 # A worker's own lifecycle (registration, jobs, draining) is its main output.
@@ -57,22 +59,23 @@ def prewarm(process: JobProcess) -> None:
 async def entrypoint(ctx: JobContext) -> None:
     request = json.loads(ctx.job.metadata or "{}")
     reply_to = request.get("reply_to")
-    info = SessionInfo(
-        session_id=str(request.get("session_id", "")), room=ctx.room.name, identity=str(request.get("identity", ""))
-    )
+    session_id = str(request.get("session_id", ""))
     layer = get_channel_layer()
     # Claim the session (created → running) so that a repeated dispatch, or one for a
     # session that already ended, starts no second agent.
-    if not info.session_id or not await session_store.mark_running(info.session_id):
-        log.info("worker.dispatch_ignored", extra={"session_id": info.session_id, "room": info.room})
+    claimed = store.parse_session_id(session_id) is not None and await store.mark_running(session_id)
+    session = await store.get_session(session_id) if claimed else None
+    if session is None:
+        log.info("worker.dispatch_ignored", extra={"session_id": session_id, "room": ctx.room.name})
         return
+    info = SessionInfo.of(session)
     run = AgentRun(info)
     try:
         await ctx.connect(auto_subscribe=AutoSubscribe.AUDIO_ONLY)
         await run.start(room=LiveKitRoom(ctx.room))
     except Exception as exc:
         log.exception("worker.start_failed", extra={"session_id": info.session_id, "room": info.room})
-        await lifecycle.end_session(info, EndReason.ERROR)
+        await end_session(info, EndReason.ERROR)
         if reply_to:
             await layer.send(reply_to, {"type": "session.failed", "error": type(exc).__name__})
         return

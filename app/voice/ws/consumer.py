@@ -1,7 +1,7 @@
 """WS /ws/transcript/{session_id}: forwards one session's messages to the browser.
 
 Thin by design: validate the id, replay the finals a late subscriber missed,
-then forward group messages until the session ends. Close codes: app/voice/errors.py.
+then forward group messages until the session ends. Close codes: app.voice.contract.close_codes.
 """
 
 from __future__ import annotations
@@ -11,15 +11,10 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from app.voice import messages, session_store
-from app.voice.errors import (
-    WS_CLOSE_MALFORMED_ID,
-    WS_CLOSE_SESSION_ENDED,
-    WS_CLOSE_UNKNOWN_SESSION,
-)
-from app.voice.groups import transcript_group
+from app.voice.contract import close_codes, messages
+from app.voice.sessions import store
+from app.voice.sessions.groups import transcript_group
 
-NORMAL_CLOSURE = 1000
 # The only frame a client may send is a ping; anything longer is not parsed at all.
 MAX_CLIENT_FRAME_CHARS = 1024
 
@@ -30,20 +25,20 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()  # accept first: only an open socket can carry a 4xxx close code
-        session_id = session_store.parse_session_id(self.scope["url_route"]["kwargs"]["session_id"])
+        session_id = store.parse_session_id(self.scope["url_route"]["kwargs"]["session_id"])
         if session_id is None:
-            return await self.close(WS_CLOSE_MALFORMED_ID)
+            return await self.close(close_codes.MALFORMED_ID)
         # Join before reading the state and the history, so nothing falls between them:
         # a session that ends from here on reaches us as a group message; seq drops repeats.
         self.group = transcript_group(session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        session = await session_store.get_session(session_id)
+        session = await store.get_session(session_id)
         if session is None or not session.is_live:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.group = None
-            code = WS_CLOSE_UNKNOWN_SESSION if session is None else WS_CLOSE_SESSION_ENDED
+            code = close_codes.UNKNOWN_SESSION if session is None else close_codes.SESSION_ENDED
             return await self.close(code)
-        for entry in await session_store.final_transcripts(session_id):
+        for entry in await store.final_transcripts(session_id):
             await self._forward(
                 messages.with_seq(messages.transcript(entry.role, entry.text, final=True), entry.seq)
             )
@@ -63,7 +58,7 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(frame, dict) and frame.get("type") == "ping":
             return await self.send_json(messages.pong())
         await self.send_json(
-            messages.error(
+            messages.error_body(
                 "unsupported_frame", 'This socket only sends; the only accepted frame is {"type": "ping"}.'
             )
         )
@@ -73,7 +68,7 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
 
     async def session_ended(self, event: dict[str, Any]) -> None:
         await self.send_json(event["message"])
-        await self.close(NORMAL_CLOSURE)
+        await self.close(close_codes.NORMAL_CLOSURE)
 
     async def _forward(self, message: messages.Message) -> None:
         seq = message.get("seq", 0)
@@ -88,7 +83,7 @@ class UnknownPathConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()
-        await self.close(WS_CLOSE_UNKNOWN_SESSION)
+        await self.close(close_codes.UNKNOWN_SESSION)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         return None  # closed already; a frame racing the close is dropped

@@ -3,6 +3,7 @@
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from app.voice.contract import rules
 from app.voice.models import TranscriptEntry, VoiceSession
 
 
@@ -17,9 +18,7 @@ class FullMatchValidator(RegexValidator):
             raise serializers.ValidationError(self.message, code=self.code)
 
 
-NAME_RULE = FullMatchValidator(
-    r"^[A-Za-z0-9_.-]{1,128}$", "Use 1 to 128 characters: letters, digits, '_', '.', '-'."
-)
+NAME_RULE = FullMatchValidator(f"^{rules.NAME_PATTERN}$", rules.NAME_RULE_TEXT)
 
 
 class StrictCharField(serializers.CharField):
@@ -34,7 +33,7 @@ class StrictCharField(serializers.CharField):
 
 
 def _name_field() -> serializers.CharField:
-    return StrictCharField(max_length=128, trim_whitespace=False, validators=[NAME_RULE])
+    return StrictCharField(max_length=rules.NAME_MAX_LENGTH, trim_whitespace=False, validators=[NAME_RULE])
 
 
 class RoomIdentitySerializer(serializers.Serializer):
@@ -92,7 +91,7 @@ class SessionCreatedSerializer(SessionSerializer):
         fields = [*SessionSerializer.Meta.fields, "ws_path"]
 
     def get_ws_path(self, obj: VoiceSession) -> str:
-        return f"/ws/transcript/{obj.id}"
+        return rules.ws_path(obj.id)
 
 
 class TranscriptSerializer(serializers.Serializer):
@@ -103,5 +102,5 @@ class TranscriptSerializer(serializers.Serializer):
 
 
 class HealthSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["ok", "unavailable"])
-    checks = serializers.DictField(child=serializers.ChoiceField(choices=["ok", "unavailable"]), required=False)
+    status = serializers.ChoiceField(choices=list(rules.HealthStatus))
+    checks = serializers.DictField(child=serializers.ChoiceField(choices=list(rules.HealthStatus)), required=False)

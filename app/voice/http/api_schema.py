@@ -11,6 +11,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
+from app.voice.http.parsers import MAX_JSON_BODY_BYTES
+
 ErrorSerializer = inline_serializer(
     "Error",
     {
@@ -36,10 +38,14 @@ SESSION_ID = OpenApiParameter(
 
 _DESCRIPTIONS = {
     400: "Invalid request: a parameter or the body failed validation, or the body is not JSON.",
-    413: "The request body is larger than 16 KiB.",
+    413: f"The request body is larger than {MAX_JSON_BODY_BYTES // 1024} KiB.",
     404: "No session with this id.",
-    409: "The room already has a live agent session; `error.session_id` names it.",
+    403: "room_taken: another identity holds this room name.",
+    409: "room_busy: the room already has a live agent session; on POST /session "
+    "`error.session_id` names it.",
     415: "The body is not `application/json`.",
+    429: "rate_limited (see Retry-After), or too_many_sessions: the live-session bound per "
+    "identity or per client IP is reached.",
     503: "A service this request needs (LiveKit, the channel layer) is unavailable.",
 }
 

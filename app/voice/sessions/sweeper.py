@@ -13,19 +13,19 @@ from datetime import timedelta
 
 from django.conf import settings
 
-from app.voice import lifecycle, session_store
 from app.voice.models import EndReason
-from app.voice.providers import SessionInfo
+from app.voice.sessions import store
+from app.voice.sessions.ending import end_session
+from app.voice.sessions.info import SessionInfo
 
 log = logging.getLogger("app.voice.sweeper")
 
 
 async def sweep_once() -> int:
-    stale = await session_store.stale_live_sessions(timedelta(seconds=settings.VOICE_HEARTBEAT_TIMEOUT))
+    stale = await store.stale_live_sessions(timedelta(seconds=settings.VOICE_HEARTBEAT_TIMEOUT))
     for session in stale:
         log.warning("session.host_lost", extra={"session_id": str(session.id), "room": session.room})
-        info = SessionInfo(session_id=str(session.id), room=session.room, identity=session.identity)
-        await lifecycle.end_session(info, EndReason.ERROR)
+        await end_session(SessionInfo.of(session), EndReason.ERROR)
     return len(stale)
 
 

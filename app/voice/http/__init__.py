@@ -1,0 +1,1 @@
+"""The HTTP edge: DRF views that validate, call the session services, and shape answers."""

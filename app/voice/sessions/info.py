@@ -1,0 +1,20 @@
+"""What the agent side knows of a session: built from its row, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.voice.models import VoiceSession
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """The ids a provider set, the agent and the logs need; nothing mutable."""
+
+    session_id: str
+    room: str
+    identity: str
+
+    @classmethod
+    def of(cls, session: VoiceSession) -> SessionInfo:
+        return cls(session_id=str(session.id), room=session.room, identity=session.identity)

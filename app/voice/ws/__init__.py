@@ -1,0 +1,1 @@
+"""The WebSocket edge: the transcript socket and its routing."""
