@@ -6,10 +6,6 @@ launcher as the run command; artifacts (logs, screenshots) under artifacts/e2e/.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,19 +13,11 @@ from typing import Any
 import pytest
 
 from devtools import setup
-from devtools.stack import ROOT, Stack, StackConfig, running_stack
+from devtools.stack import ROOT, Stack
+from tests.e2e.support import Api, separate_stack
 
 ARTIFACTS = ROOT / "artifacts" / "e2e"
 USER_SPEECH = "Hello agent, can you hear me?"
-# Rooms with their own fake-STT script, so tests can tell sessions apart (no cross-talk).
-ROOM_SCRIPTS = {
-    "alpha-room": ["Alpha here, over."],
-    "bravo-room": ["Bravo here, over."],
-    "charlie-room": ["Charlie here, over."],
-    "delta-room": ["Delta here, over."],
-}
-
-CHROMIUM_FLAGS = setup.CHROMIUM_FLAGS
 
 
 @pytest.fixture(scope="session")
@@ -41,31 +29,6 @@ def artifacts_dir() -> Path:
 @pytest.fixture(scope="session")
 def speech_wav(artifacts_dir: Path) -> Path:
     return setup.speech_wav(USER_SPEECH, ROOT / "artifacts" / "audio" / "hello.wav")
-
-
-@contextlib.contextmanager
-def separate_stack(
-    name: str, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory, **config: Any
-) -> Iterator[Stack]:
-    """A whole stack with its own database and logs (artifacts/e2e/logs/<name>), fake
-    providers, and the room scripts; `config` adds to the StackConfig and its env."""
-    database = tmp_path_factory.mktemp(f"{name}-db") / f"{name}.sqlite3"
-    extra_env = {
-        "VOICE_PROVIDERS": "fake",
-        "VOICE_PARTICIPANT_TIMEOUT": "20",
-        "FAKE_STT_SCRIPTS": json.dumps(ROOM_SCRIPTS),
-        **config.pop("extra_env", {}),
-    }
-    with running_stack(
-        StackConfig(
-            livekit_server=setup.livekit_server(),
-            log_dir=artifacts_dir / "logs" / name,
-            database_url=f"sqlite:///{database}",
-            extra_env=extra_env,
-            **config,
-        )
-    ) as running:
-        yield running
 
 
 @pytest.fixture(scope="session")
@@ -81,27 +44,14 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any], speech_wa
     return {
         **browser_type_launch_args,
         "executable_path": str(setup.chromium()),
-        "args": [*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={speech_wav}"],
+        "args": [*setup.CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={speech_wav}"],
     }
 
 
-class Backend:
-    """A tiny JSON client for asserting server-side state."""
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
-    def get(self, path: str) -> tuple[int, Any]:
-        try:
-            with urllib.request.urlopen(self.base_url + path, timeout=5) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
-
-
 @pytest.fixture(scope="session")
-def backend(stack: Stack) -> Backend:
-    return Backend(stack.backend_url)
+def api(stack: Stack) -> Api:
+    """The shared stack's backend, as one visitor."""
+    return Api(stack.backend_url)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,16 @@ from playwright.sync_api import Browser, BrowserType, Page, expect
 
 from devtools.stack import Stack
 from fakes.llm import DEFAULT_GREETING
-from tests.e2e.conftest import ROOM_SCRIPTS, Backend
+from tests.e2e.support import (
+    ROOM_SCRIPTS,
+    Api,
+    browser_pids,
+    final_lines,
+    open_chat,
+    press_start,
+    press_stop,
+    wait_until_ended,
+)
 
 AUDIBLE_RMS = 0.02  # the fake TTS plays at ~0.2 RMS
 SILENT_RMS = 0.005
@@ -33,34 +41,7 @@ TAB_CLOSE_BOUND = 5.0
 NETWORK_CUT_BOUND = 35.0
 
 
-def open_chat(page: Page, stack: Stack, room: str | None = None, identity: str | None = None) -> None:
-    query = "&".join(f"{k}={v}" for k, v in (("room", room), ("identity", identity)) if v)
-    page.goto(f"{stack.ui_url}/chat" + (f"?{query}" if query else ""))
-
-
-def press_start(page: Page) -> str:
-    page.get_by_role("button", name="Start").click()
-    expect(page.locator("#status")).to_have_attribute("data-state", "live", timeout=30_000)
-    return page.evaluate("window.voiceAgent.sessionId")
-
-
-def wait_until_ended(backend: Backend, session_id: str, timeout: float) -> tuple[dict, float]:
-    """Poll the session's real endpoint until it says ended; return it and the time taken."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        status, session = backend.get(f"/session/{session_id}")
-        assert status == 200
-        if session["status"] == "ended":
-            return session, time.monotonic() - started
-        time.sleep(0.2)  # poll interval of the condition, not a wait for it
-    raise AssertionError(f"session {session_id} still {session['status']} after {timeout} s")
-
-
-def final_lines(page: Page, role: str) -> list[str]:
-    return page.locator(f"#transcript .line.{role} .text").all_inner_texts()
-
-
-def test_start_flow_each_step_is_observable(page: Page, stack: Stack, backend: Backend, artifacts_dir: Path) -> None:
+def test_start_flow_each_step_is_observable(page: Page, stack: Stack, api: Api, artifacts_dir: Path) -> None:
     requests: list[str] = []
     page.on("request", lambda r: requests.append(f"{r.method} {r.url.split('?')[0]}"))
     sockets: list[str] = []
@@ -89,7 +70,7 @@ def test_start_flow_each_step_is_observable(page: Page, stack: Stack, backend: B
     assert livekit_ws and transcript_ws
     assert sockets.index(livekit_ws[0]) < sockets.index(transcript_ws[0])
     assert page.evaluate("window.voiceAgent.roomState") == "connected"
-    assert backend.get(f"/session/{session_id}")[1]["status"] == "running"
+    assert api.get(f"/session/{session_id}")[1]["status"] == "running"
 
     # The agent greets, and is audible while it speaks.
     expect(page.locator("#transcript .line.agent .text").first).to_have_text(DEFAULT_GREETING, timeout=30_000)
@@ -112,18 +93,16 @@ def test_start_flow_each_step_is_observable(page: Page, stack: Stack, backend: B
     events = page.evaluate("window.voiceAgent.messages.filter(m => m.event).map(m => m.role + ':' + m.event)")
     assert events.index("user:speech_started") < events.index("user:speech_ended")
     page.screenshot(path=artifacts_dir / "acceptance-start-flow.png", full_page=True)
-    page.get_by_role("button", name="Stop").click()
-    expect(page.locator("#status")).to_have_attribute("data-state", "idle", timeout=20_000)
+    press_stop(page)
 
 
-def test_stop_resets_everything_and_start_works_again(page: Page, stack: Stack, backend: Backend) -> None:
+def test_stop_resets_everything_and_start_works_again(page: Page, stack: Stack, api: Api) -> None:
     open_chat(page, stack)
     first = press_start(page)
     expect(page.locator("#transcript .line.agent").first).to_be_visible(timeout=30_000)
 
-    page.get_by_role("button", name="Stop").click()
-    expect(page.locator("#status")).to_have_attribute("data-state", "idle", timeout=20_000)
-    session = backend.get(f"/session/{first}")[1]
+    press_stop(page)
+    session = api.get(f"/session/{first}")[1]
     assert (session["status"], session["end_reason"]) == ("ended", "deleted")
     assert page.evaluate("[window.voiceAgent.wsState, window.voiceAgent.roomState]") == ["closed", "disconnected"]
     expect(page.locator("#user-indicator")).to_have_attribute("data-speaking", "false")
@@ -133,50 +112,17 @@ def test_stop_resets_everything_and_start_works_again(page: Page, stack: Stack, 
     second = press_start(page)
     assert second != first
     expect(page.locator("#transcript .line.agent .text").first).to_have_text(DEFAULT_GREETING, timeout=30_000)
-    page.get_by_role("button", name="Stop").click()
-    expect(page.locator("#status")).to_have_attribute("data-state", "idle", timeout=20_000)
-    assert backend.get(f"/session/{second}")[1]["status"] == "ended"
+    press_stop(page)
+    assert api.get(f"/session/{second}")[1]["status"] == "ended"
 
 
-def test_closing_the_tab_ends_the_session(page: Page, stack: Stack, backend: Backend) -> None:
+def test_closing_the_tab_ends_the_session(page: Page, stack: Stack, api: Api) -> None:
     open_chat(page, stack)
     session_id = press_start(page)
     page.close()
-    session, seconds = wait_until_ended(backend, session_id, timeout=TAB_CLOSE_BOUND)
+    session, seconds = wait_until_ended(api, session_id, timeout=TAB_CLOSE_BOUND)
     print(f"\ntab closed → session ended in {seconds:.2f} s (reason {session['end_reason']})")
     assert session["end_reason"] in ("deleted", "participant_left")
-
-
-def _descendants(root: int) -> list[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(parents.get(pid, []))
-    return found
-
-
-def _browser_pids(marker: str) -> list[int]:
-    """The Chromium launched with `marker` in its command line, and all its children."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as file:
-                    cmdline = file.read()
-            except OSError:
-                continue
-            if marker.encode() in cmdline and b"--type=" not in cmdline:
-                return _descendants(int(entry))
-    raise AssertionError("browser process not found")
 
 
 @pytest.fixture
@@ -192,7 +138,7 @@ def freezable_browser(
     try:
         yield browser, str(marker)
     finally:
-        for pid in _browser_pids(str(marker)):
+        for pid in browser_pids(str(marker)):
             try:
                 os.kill(pid, signal.SIGCONT)
             except ProcessLookupError:
@@ -202,7 +148,7 @@ def freezable_browser(
 
 
 def test_cutting_the_network_ends_the_session_within_a_bound(
-    freezable_browser: tuple[Browser, str], stack: Stack, backend: Backend
+    freezable_browser: tuple[Browser, str], stack: Stack, api: Api
 ) -> None:
     browser, marker = freezable_browser
     page = browser.new_page()
@@ -210,15 +156,15 @@ def test_cutting_the_network_ends_the_session_within_a_bound(
     session_id = press_start(page)
     expect(page.locator("#transcript .line.agent").first).to_be_visible(timeout=30_000)
     # Freeze every process of that browser: no packet, no FIN, no goodbye — a cut cable.
-    for pid in _browser_pids(marker):
+    for pid in browser_pids(marker):
         os.kill(pid, signal.SIGSTOP)
-    session, seconds = wait_until_ended(backend, session_id, timeout=NETWORK_CUT_BOUND)
+    session, seconds = wait_until_ended(api, session_id, timeout=NETWORK_CUT_BOUND)
     print(f"\nnetwork cut → session ended in {seconds:.1f} s (reason {session['end_reason']})")
     assert session["end_reason"] == "participant_left"
 
 
 def test_two_people_talk_at_once_without_cross_talk(
-    browser: Browser, stack: Stack, backend: Backend, artifacts_dir: Path
+    browser: Browser, stack: Stack, api: Api, artifacts_dir: Path
 ) -> None:
     rooms = ["alpha-room", "bravo-room"]
     pages = {room: browser.new_context().new_page() for room in rooms}
@@ -236,14 +182,14 @@ def test_two_people_talk_at_once_without_cross_talk(
         shown = " ".join(final_lines(page, "user") + final_lines(page, "agent"))
         assert not any(other in shown for other in others), (room, shown)
         page.screenshot(path=artifacts_dir / f"acceptance-multi-{room}.png")
-        stored = backend.get(f"/transcripts/{ids[room]}")[1]["entries"]
+        stored = api.get(f"/transcripts/{ids[room]}")[1]["entries"]
         assert not any(other in entry["text"] for entry in stored for other in others)
     for page in pages.values():
         page.get_by_role("button", name="Stop").click()
         page.context.close()
 
 
-def test_four_sessions_at_once_stay_isolated(browser: Browser, stack: Stack, backend: Backend) -> None:
+def test_four_sessions_at_once_stay_isolated(browser: Browser, stack: Stack, api: Api) -> None:
     """Stress variant: every scripted room talking at the same time."""
     pages = {room: browser.new_context().new_page() for room in ROOM_SCRIPTS}
     for room, page in pages.items():
@@ -266,8 +212,7 @@ def test_history_shows_the_finals_that_were_streamed(page: Page, stack: Stack) -
     session_id = press_start(page)
     said = ROOM_SCRIPTS["charlie-room"][0]
     expect(page.locator("#transcript .line.agent .text").nth(1)).to_have_text(f"You said: {said}", timeout=60_000)
-    page.get_by_role("button", name="Stop").click()
-    expect(page.locator("#status")).to_have_attribute("data-state", "idle", timeout=20_000)
+    press_stop(page)
     streamed = page.evaluate(
         "window.voiceAgent.messages.filter(m => m.final === true).map(m => [m.role, m.text])"
     )

@@ -16,8 +16,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from devtools.stack import Stack
-from tests.e2e.conftest import Backend, separate_stack
-from tests.e2e.test_acceptance import press_start, wait_until_ended
+from tests.e2e.support import Api, press_start, separate_stack, wait_until_ended
 
 HEARTBEAT_TIMEOUT = 4.0
 
@@ -29,8 +28,8 @@ def restartable(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
         yield running
 
 
-def nothing_running(backend: Backend) -> bool:
-    status, page = backend.get("/transcripts?limit=100")
+def nothing_running(api: Api) -> bool:
+    status, page = api.get("/transcripts?limit=100")
     assert status == 200
     return all(session["status"] == "ended" for session in page["results"])
 
@@ -43,16 +42,16 @@ def nothing_running(backend: Backend) -> bool:
 def test_backend_restart_mid_session_leaves_nothing_running(
     page: Page, restartable: Stack, kill: bool, reasons: set[str]
 ) -> None:
-    backend = Backend(restartable.backend_url)
+    api = Api(restartable.backend_url)
     page.goto(f"{restartable.ui_url}/chat")
     session_id = press_start(page)
     expect(page.locator("#transcript .line.agent").first).to_be_visible(timeout=30_000)
 
     restartable.restart_backend(kill=kill)
-    session, seconds = wait_until_ended(backend, session_id, timeout=HEARTBEAT_TIMEOUT + 10)
+    session, seconds = wait_until_ended(api, session_id, timeout=HEARTBEAT_TIMEOUT + 10)
     how = "killed" if kill else "stopped"
     print(f"\nbackend {how} → session ended {seconds:.1f} s after restart ({session['end_reason']})")
     assert session["end_reason"] in reasons
-    assert nothing_running(backend)
+    assert nothing_running(api)
     # The page noticed: it is no longer live.
     expect(page.locator("#status")).not_to_have_attribute("data-state", "live", timeout=30_000)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +22,7 @@ from websockets.sync.client import connect
 
 from devtools import setup
 from devtools.stack import Stack
-from tests.e2e.conftest import ROOM_SCRIPTS, Backend, separate_stack
-from tests.e2e.test_acceptance import press_start, wait_until_ended
+from tests.e2e.support import ROOM_SCRIPTS, Api, press_start, separate_stack, wait_until, wait_until_ended
 
 HEARTBEAT_TIMEOUT = 4.0
 
@@ -45,36 +43,26 @@ def cluster(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 def post_session(backend_url: str, room: str) -> str:
-    import urllib.request
-
-    request = urllib.request.Request(
-        f"{backend_url}/session",
-        data=json.dumps({"room": room, "identity": f"{room}-bot"}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 201
-        return json.loads(response.read())["session_id"]
+    status, body = Api(backend_url).post("/session", {"room": room, "identity": f"{room}-bot"})
+    assert status == 201, body
+    return body["session_id"]
 
 
 def delete_session(backend_url: str, session_id: str) -> int:
-    import urllib.request
-
-    request = urllib.request.Request(f"{backend_url}/session/{session_id}", method="DELETE")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status
+    return Api(backend_url).delete(f"/session/{session_id}")[0]
 
 
 def worker_of(stack: Stack, session_id: str, timeout: float = 10.0) -> str:
     """The worker whose log says it runs the session (logs arrive a moment after the reply)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for name, process in stack.processes.items():
-            if name.startswith("agent-worker") and f'"session_id": "{session_id}"' in process.output():
-                return name
-        time.sleep(0.1)  # poll interval of the condition
-    raise AssertionError(f"no worker log mentions {session_id}")
+
+    def mentioning() -> list[str]:
+        return [
+            name for name, process in stack.processes.items()
+            if name.startswith("agent-worker") and f'"session_id": "{session_id}"' in process.output()
+        ]
+
+    wait_until(mentioning, timeout, f"a worker log to mention {session_id}")
+    return mentioning()[0]
 
 
 def test_start_on_one_web_process_watch_and_stop_on_the_other(page: Page, cluster: Stack) -> None:
@@ -100,7 +88,7 @@ def test_start_on_one_web_process_watch_and_stop_on_the_other(page: Page, cluste
     assert received[-1] == {"event": "session_ended", "reason": "deleted"}
     # The page on A learns the same end through its own socket and resets.
     expect(page.locator("#status")).to_have_attribute("data-state", "idle", timeout=15_000)
-    assert Backend(web_a).get(f"/session/{session_id}")[1]["end_reason"] == "deleted"
+    assert Api(web_a).get(f"/session/{session_id}")[1]["end_reason"] == "deleted"
 
 
 def test_sessions_spread_over_the_workers(cluster: Stack) -> None:
@@ -117,10 +105,10 @@ def test_a_killed_worker_leaves_nothing_running(cluster: Stack) -> None:
     victim = cluster.processes[worker_of(cluster, session_id)]
     os.killpg(victim.pid, signal.SIGKILL)  # the worker and its job processes, without warning
     victim.popen.wait(10)
-    session, seconds = wait_until_ended(Backend(cluster.backend_urls[1]), session_id, timeout=HEARTBEAT_TIMEOUT + 15)
+    session, seconds = wait_until_ended(Api(cluster.backend_urls[1]), session_id, timeout=HEARTBEAT_TIMEOUT + 15)
     print(f"\nworker killed → session ended in {seconds:.1f} s (reason {session['end_reason']})")
     assert session["end_reason"] == "error"
-    status, page = Backend(cluster.backend_url).get("/transcripts?limit=100")
+    status, page = Api(cluster.backend_url).get("/transcripts?limit=100")
     assert status == 200 and not [s for s in page["results"] if s["status"] != "ended"]
 
 
@@ -130,7 +118,7 @@ def test_sigterm_drains_a_worker(cluster: Stack) -> None:
     worker = cluster.processes[worker_of(cluster, session_id)]
     assert worker.name in survivors
     os.kill(worker.pid, signal.SIGTERM)
-    session, seconds = wait_until_ended(Backend(cluster.backend_urls[0]), session_id, timeout=30)
+    session, seconds = wait_until_ended(Api(cluster.backend_urls[0]), session_id, timeout=30)
     print(f"\nworker SIGTERM → session ended in {seconds:.1f} s (reason {session['end_reason']})")
     assert session["end_reason"] == "shutdown"
     worker.popen.wait(30)

@@ -4,11 +4,7 @@ meet without any server going down (room busy, bad settings, microphone denied).
 
 from __future__ import annotations
 
-import json
 import re
-import time
-import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +15,7 @@ from playwright.sync_api import Browser, BrowserType, Page, Route, expect
 from devtools import setup
 from devtools.stack import Stack
 from fakes.llm import DEFAULT_GREETING
-from tests.e2e.conftest import CHROMIUM_FLAGS, Backend
+from tests.e2e.support import Api, unique, wait_until
 
 AUDIBLE_RMS = 0.02
 # Sums Chromium's layout-shift entries not caused by input: the page must not jump while streaming.
@@ -29,31 +25,6 @@ new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) if (!entry.hadRecentInput) window.__cls += entry.value;
 }).observe({ type: "layout-shift", buffered: true });
 """
-
-
-def call(base_url: str, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base_url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        raw = error.read()
-        return error.code, json.loads(raw) if raw else None
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)  # poll interval of the condition, not a wait for it
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def hold_requests(page: Page, matches: Callable[[Any], bool]) -> list[Route]:
@@ -126,7 +97,7 @@ def test_query_string_overrides_and_bad_settings_are_refused(page: Page, stack: 
 
 
 def test_conversation_states_transcript_indicators_and_meter(
-    page: Page, stack: Stack, backend: Backend, artifacts_dir: Path
+    page: Page, stack: Stack, api: Api, artifacts_dir: Path
 ) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
     page.add_init_script(CLS_PROBE)
@@ -185,7 +156,7 @@ def test_conversation_states_transcript_indicators_and_meter(
     assert page.evaluate("[window.voiceAgent.wsState, window.voiceAgent.roomState]") == ["closed", "disconnected"]
     expect(page.locator("#agent-indicator")).to_have_attribute("data-speaking", "false")
     expect(page.locator("#transcript .line").first).to_be_visible()  # kept for reading until the next Start
-    wait_until(lambda: backend.get(f"/session/{session_id}")[1]["status"] == "ended", 10, "session ended")
+    wait_until(lambda: api.get(f"/session/{session_id}")[1]["status"] == "ended", 10, "session ended")
     page.screenshot(path=artifacts_dir / "chat-stopped.png", full_page=True)
 
 
@@ -225,9 +196,9 @@ def test_phone_width_and_scroll_that_respects_the_reader(browser: Browser, stack
         context.close()
 
 
-def test_session_refused_when_room_is_busy(page: Page, stack: Stack, artifacts_dir: Path) -> None:
+def test_session_refused_when_room_is_busy(page: Page, stack: Stack, api: Api, artifacts_dir: Path) -> None:
     room = unique("busy")
-    code, other = call(stack.backend_url, "POST", "/session", {"room": room, "identity": "someone-else"})
+    code, other = api.post("/session", {"room": room, "identity": "someone-else"})
     assert code == 201
     try:
         page.goto(f"{stack.ui_url}/chat?room={room}&identity=visitor")
@@ -246,35 +217,35 @@ def test_session_refused_when_room_is_busy(page: Page, stack: Stack, artifacts_d
         expect(error).to_be_hidden()
         assert page.get_by_label("Room").input_value() != room
     finally:
-        call(stack.backend_url, "DELETE", f"/session/{other['session_id']}")
+        api.delete(f"/session/{other['session_id']}")
 
 
-def test_session_ended_by_the_server_returns_to_idle(page: Page, stack: Stack) -> None:
+def test_session_ended_by_the_server_returns_to_idle(page: Page, stack: Stack, api: Api) -> None:
     page.goto(f"{stack.ui_url}/chat?room={unique('ended')}")
     page.get_by_role("button", name="Start").click()
     expect(page.locator("#status")).to_have_attribute("data-state", "live", timeout=30_000)
     session_id = page.evaluate("window.voiceAgent.sessionId")
-    assert call(stack.backend_url, "DELETE", f"/session/{session_id}")[0] == 204  # e.g. from another tab
+    assert api.delete(f"/session/{session_id}")[0] == 204  # e.g. from another tab
     expect(page.locator("#status")).to_have_attribute("data-state", "idle", timeout=20_000)
     expect(page.locator("#status")).to_contain_text("The session ended (deleted)")
     page.wait_for_function("window.voiceAgent.roomState === 'disconnected' && window.voiceAgent.wsState === 'closed'")
     expect(page.get_by_role("button", name="Start")).to_be_enabled()
 
 
-def test_leaving_the_page_stops_the_session(page: Page, stack: Stack, backend: Backend) -> None:
+def test_leaving_the_page_stops_the_session(page: Page, stack: Stack, api: Api) -> None:
     page.goto(f"{stack.ui_url}/chat?room={unique('leave')}")
     page.get_by_role("button", name="Start").click()
     expect(page.locator("#status")).to_have_attribute("data-state", "live", timeout=30_000)
     session_id = page.evaluate("window.voiceAgent.sessionId")
     page.goto(f"{stack.ui_url}/")  # pagehide: keepalive DELETE + LiveKit disconnect
-    wait_until(lambda: backend.get(f"/session/{session_id}")[1]["status"] == "ended", 15, "session ended")
-    assert backend.get(f"/session/{session_id}")[1]["end_reason"] in ("deleted", "participant_left")
+    wait_until(lambda: api.get(f"/session/{session_id}")[1]["status"] == "ended", 15, "session ended")
+    assert api.get(f"/session/{session_id}")[1]["end_reason"] in ("deleted", "participant_left")
 
 
 @pytest.fixture(scope="module")
 def strict_browser(browser_type: BrowserType, speech_wav: Path) -> Iterator[Browser]:
     """Chromium without the flag that auto-accepts the microphone prompt."""
-    flags = [f for f in CHROMIUM_FLAGS if not f.startswith("--use-fake-ui")]
+    flags = [f for f in setup.CHROMIUM_FLAGS if not f.startswith("--use-fake-ui")]
     browser = browser_type.launch(
         executable_path=str(setup.chromium()),
         args=[*flags, f"--use-file-for-fake-audio-capture={speech_wav}"],

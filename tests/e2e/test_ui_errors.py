@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from devtools.stack import Stack
-from tests.e2e.conftest import separate_stack
+from tests.e2e.support import separate_stack
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,14 @@ from playwright.sync_api import Browser, Page, expect
 
 from devtools.stack import Stack
 from fakes.llm import DEFAULT_GREETING
-from tests.e2e.test_ui_chat import call, unique
+from tests.e2e.support import Api, unique
 
 
 @pytest.fixture(scope="module")
-def past_session(browser: Browser, stack: Stack) -> str:
+def past_session(browser: Browser, stack: Stack, api: Api) -> str:
     """One real conversation (greeting, the visitor, the reply), stopped, plus a bare session."""
-    created = call(stack.backend_url, "POST", "/session", {"room": unique("bare"), "identity": "nobody"})[1]
-    call(stack.backend_url, "DELETE", f"/session/{created['session_id']}")
+    created = api.post("/session", {"room": unique("bare"), "identity": "nobody"})[1]
+    api.delete(f"/session/{created['session_id']}")
     context = browser.new_context()
     page = context.new_page()
     page.goto(f"{stack.ui_url}/chat?room={unique('hist')}&identity=historian")

@@ -9,12 +9,12 @@ from playwright.sync_api import Page, expect
 from devtools.stack import Stack
 from fakes.llm import DEFAULT_GREETING
 from fakes.stt import DEFAULT_UTTERANCES
-from tests.e2e.conftest import Backend
+from tests.e2e.support import Api
 
 AUDIBLE_RMS = 0.02  # the fake TTS plays at ~0.2 RMS; silence reads ~0
 
 
-def test_start_converse_stop(page: Page, stack: Stack, backend: Backend, artifacts_dir: Path) -> None:
+def test_start_converse_stop(page: Page, stack: Stack, api: Api, artifacts_dir: Path) -> None:
     page.goto(f"{stack.ui_url}/chat")
     status = page.locator("#status")
     expect(status).to_have_attribute("data-state", "idle")
@@ -22,7 +22,7 @@ def test_start_converse_stop(page: Page, stack: Stack, backend: Backend, artifac
     page.get_by_role("button", name="Start").click()
     expect(status).to_have_attribute("data-state", "live", timeout=30_000)
     session_id = page.evaluate("window.voiceAgent.sessionId")
-    assert backend.get(f"/session/{session_id}")[1]["status"] == "running"
+    assert api.get(f"/session/{session_id}")[1]["status"] == "running"
 
     # The agent greets, by voice: a final agent line and audible audio on the remote track.
     expect(page.locator(".line.agent").first).to_have_text(f"Agent{DEFAULT_GREETING}", timeout=30_000)
@@ -39,5 +39,5 @@ def test_start_converse_stop(page: Page, stack: Stack, backend: Backend, artifac
     assert page.evaluate("window.voiceAgent.wsState") == "closed"
     assert page.evaluate("window.voiceAgent.roomState") == "disconnected"
     expect(page.get_by_role("button", name="Start")).to_be_enabled()
-    code, session = backend.get(f"/session/{session_id}")
+    code, session = api.get(f"/session/{session_id}")
     assert (code, session["status"], session["end_reason"]) == (200, "ended", "deleted")

@@ -1,0 +1,157 @@
+"""Helpers shared by the browser tests: one HTTP client, one poll loop, the chat page's
+common steps, and stacks of their own for tests that stop servers. Fixtures live in
+conftest.py; test modules import helpers from here, never from each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from devtools import setup
+from devtools.stack import Stack, StackConfig, running_stack
+
+# Rooms with their own fake-STT script, so tests can tell sessions apart (no cross-talk).
+ROOM_SCRIPTS = {
+    "alpha-room": ["Alpha here, over."],
+    "bravo-room": ["Bravo here, over."],
+    "charlie-room": ["Charlie here, over."],
+    "delta-room": ["Delta here, over."],
+}
+START_TIMEOUT_MS = 30_000
+STOP_TIMEOUT_MS = 20_000
+
+
+class Api:
+    """A JSON client for the backend, as one visitor: it keeps the cookies it is given."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.client = httpx.Client(base_url=base_url, timeout=30)
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        response = self.client.request(method, path, json=body)
+        return response.status_code, response.json() if response.content else None
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: Any) -> tuple[int, Any]:
+        return self.request("POST", path, body)
+
+    def delete(self, path: str) -> tuple[int, Any]:
+        return self.request("DELETE", path)
+
+    def session(self, session_id: str) -> dict[str, Any]:
+        status, body = self.get(f"/session/{session_id}")
+        assert status == 200, (status, body)
+        return body
+
+
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> float:
+    """Poll `condition` until it is truthy; return the seconds it took."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)  # poll interval of the condition, not a wait for it
+    return time.monotonic() - started
+
+
+def wait_until_ended(api: Api, session_id: str, timeout: float) -> tuple[dict[str, Any], float]:
+    """Poll the session's real endpoint until it says ended; return it and the time taken."""
+    seconds = wait_until(lambda: api.session(session_id)["status"] == "ended", timeout, f"{session_id} to end")
+    return api.session(session_id), seconds
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def open_chat(page: Page, stack: Stack, room: str | None = None, identity: str | None = None) -> None:
+    query = "&".join(f"{k}={v}" for k, v in (("room", room), ("identity", identity)) if v)
+    page.goto(f"{stack.ui_url}/chat" + (f"?{query}" if query else ""))
+
+
+def press_start(page: Page) -> str:
+    """Click Start, wait until the page is live, return its session id."""
+    page.get_by_role("button", name="Start").click()
+    expect(page.locator("#status")).to_have_attribute("data-state", "live", timeout=START_TIMEOUT_MS)
+    return page.evaluate("window.voiceAgent.sessionId")
+
+
+def press_stop(page: Page) -> None:
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#status")).to_have_attribute("data-state", "idle", timeout=STOP_TIMEOUT_MS)
+
+
+def final_lines(page: Page, role: str) -> list[str]:
+    return page.locator(f"#transcript .line.{role} .text").all_inner_texts()
+
+
+@contextlib.contextmanager
+def separate_stack(
+    name: str, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory, **config: Any
+) -> Iterator[Stack]:
+    """A whole stack with its own database and logs (artifacts/e2e/logs/<name>), fake
+    providers, and the room scripts; `config` adds to the StackConfig and its env."""
+    database = tmp_path_factory.mktemp(f"{name}-db") / f"{name}.sqlite3"
+    extra_env = {
+        "VOICE_PROVIDERS": "fake",
+        "VOICE_PARTICIPANT_TIMEOUT": "20",
+        "FAKE_STT_SCRIPTS": json.dumps(ROOM_SCRIPTS),
+        **config.pop("extra_env", {}),
+    }
+    with running_stack(
+        StackConfig(
+            livekit_server=setup.livekit_server(),
+            log_dir=artifacts_dir / "logs" / name,
+            database_url=f"sqlite:///{database}",
+            extra_env=extra_env,
+            **config,
+        )
+    ) as running:
+        yield running
+
+
+# ---- whole browsers as processes (to freeze one: a network cut with no goodbye) ---------
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, []))
+    return found
+
+
+def browser_pids(marker: str) -> list[int]:
+    """The Chromium launched with `marker` in its command line, and all its children."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as file:
+                    cmdline = file.read()
+            except OSError:
+                continue
+            if marker.encode() in cmdline and b"--type=" not in cmdline:
+                return _descendants(int(entry))
+    raise AssertionError("browser process not found")
