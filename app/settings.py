@@ -184,6 +184,8 @@ LIVEKIT_URL = _env("LIVEKIT_URL", "ws://127.0.0.1:7880", required_in_production=
 LIVEKIT_PUBLIC_URL = _env("LIVEKIT_PUBLIC_URL", LIVEKIT_URL)
 LIVEKIT_API_KEY = _env("LIVEKIT_API_KEY", "devkey", required_in_production=True)
 LIVEKIT_API_SECRET = _env("LIVEKIT_API_SECRET", "secret", required_in_production=True)
+# The gateway class (a dotted path): unit tests name fakes.livekit.FakeLiveKitGateway here.
+LIVEKIT_GATEWAY = "app.voice.agent.livekit_gateway.LiveKitGateway"
 LIVEKIT_TOKEN_TTL_SECONDS = _env_int("LIVEKIT_TOKEN_TTL_SECONDS", 900, minimum=60, maximum=86400)
 
 # Voice pipeline. A provider set is named (or given as a dotted path to a builder).
