@@ -128,6 +128,8 @@ CORS_ALLOWED_ORIGINS = (
     else _env_list("CORS_ORIGINS", "http://127.0.0.1:5000,http://localhost:5000")
 )
 CORS_ALLOW_METHODS = ["GET", "POST", "DELETE", "OPTIONS"]
+# A 429's Retry-After tells the page how long to wait; cross-origin it must be exposed.
+CORS_EXPOSE_HEADERS = ["Retry-After"]
 
 REST_FRAMEWORK = {
     # The API is anonymous: no session auth, so no CSRF token dance for the browser flow.
