@@ -1,4 +1,4 @@
-"""python -m devtools {setup,run,test}: the commands behind dev.sh / dev.ps1."""
+"""python -m devtools {setup,run,test,lock}: the commands behind dev.sh / dev.ps1."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ import subprocess
 import sys
 import time
 
-from devtools import setup
+from devtools import locks, setup
 from devtools.stack import ROOT, StackConfig, running_stack
 
 PYTEST_NO_TESTS = 5
-LINTED = ["app", "ui", "fakes", "devtools", "tests"]
+LINTED = ["app", "ui", "fakes", "devtools", "tests", "bench"]
+# lint-imports (its console script, run with this interpreter on every platform); it reads
+# its contracts from pyproject.toml ([tool.importlinter]).
+LINT_IMPORTS = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -63,12 +66,41 @@ def _pytest(*args: str) -> int:
     return code
 
 
+def _tool(*cmd: str) -> bool:
+    """Run a check; True when it passed."""
+    return subprocess.call(list(cmd), cwd=ROOT) == 0
+
+
+def lint() -> int:
+    """ruff, the import layers and the lock files; the number that failed."""
+    failures = 0
+    setup.step("lint: ruff")
+    failures += not _tool(sys.executable, "-m", "ruff", "check", *LINTED)
+    setup.step("lint: import layers (lint-imports)")
+    failures += not _tool(sys.executable, "-c", LINT_IMPORTS)
+    setup.step("lint: lock files match pyproject.toml")
+    problems = locks.check()
+    for problem in problems:
+        print(f"    {problem}", flush=True)
+    failures += bool(problems)
+    return failures
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    setup.step(f"resolving {locks.DEV_LOCK.relative_to(ROOT)} and {locks.RUNTIME_LOCK.relative_to(ROOT)}")
+    locks.lock(upgrade=args.upgrade)
+    problems = locks.check()
+    for problem in problems:
+        print(f"    {problem}", flush=True)
+    return 1 if problems else 0
+
+
 def cmd_test(args: argparse.Namespace) -> int:
-    setup.for_tests()
+    if args.suite != "lint":
+        setup.for_tests()
     failures = 0
     if args.suite in ("all", "lint"):
-        setup.step("lint (ruff)")
-        failures += subprocess.call([sys.executable, "-m", "ruff", "check", *LINTED], cwd=ROOT) != 0
+        failures += lint()
     if args.suite in ("all", "unit"):
         setup.step("unit tests")
         failures += _pytest("tests/unit", *args.pytest_args) != 0
@@ -93,6 +125,9 @@ def main() -> int:
     p.add_argument("--suite", choices=["all", "lint", "unit", "e2e"], default="all")
     p.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     p.set_defaults(func=cmd_test)
+    p = sub.add_parser("lock", help="resolve requirements/*.txt (versions and hashes) from pyproject.toml")
+    p.add_argument("--upgrade", action="store_true", help="take the newest versions the ranges allow")
+    p.set_defaults(func=cmd_lock)
     args = parser.parse_args()
     try:
         return args.func(args)
