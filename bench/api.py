@@ -62,7 +62,8 @@ async def _run(backend: str, quick: bool) -> dict[str, Any]:
             key = f"token_c{conc}"
             out[key] = await _load(http, 100 if quick else 1000, conc, _token)
             print(
-                f"  GET /token            c={conc:<2} {out[key]['rps']:7.0f} req/s  p50 {common.fmt(out[key]['latency']['p50'])}"
+                f"  GET /token            c={conc:<2} {out[key]['rps']:7.0f} req/s"
+                f"  p50 {common.fmt(out[key]['latency']['p50'])}"
                 f" p99 {common.fmt(out[key]['latency']['p99'])}  errors={out[key]['errors']}",
                 flush=True,
             )
@@ -70,7 +71,8 @@ async def _run(backend: str, quick: bool) -> dict[str, Any]:
             key = f"session_c{conc}"
             out[key] = await _load(http, 4 if quick else 30, conc, _session)
             print(
-                f"  POST+DELETE /session  c={conc:<2} {out[key]['rps']:7.1f} pairs/s p50 {common.fmt(out[key]['latency']['p50'])}"
+                f"  POST+DELETE /session  c={conc:<2} {out[key]['rps']:7.1f} pairs/s"
+                f" p50 {common.fmt(out[key]['latency']['p50'])}"
                 f" p99 {common.fmt(out[key]['latency']['p99'])}  errors={out[key]['errors']}",
                 flush=True,
             )

@@ -128,7 +128,8 @@ def run(profile: str, turns: int) -> dict[str, Any]:
     d["loop_period_s"] = period
     s = d["voice_to_voice"]
     print(
-        f"  browser n={s['n']:>2}  p50 {common.fmt(s['p50'])}  p95 {common.fmt(s['p95'])}  unanswered={d['unanswered']}",
+        f"  browser n={s['n']:>2}  p50 {common.fmt(s['p50'])}  p95 {common.fmt(s['p95'])}"
+        f"  unanswered={d['unanswered']}",
         flush=True,
     )
     return d

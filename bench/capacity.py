@@ -152,7 +152,8 @@ def main(
             rows.append(row)
             over = s["p95"] is not None and base_p95 is not None and s["p95"] > 2 * base_p95
             print(
-                f"  N={n:>3}  v2v p50 {common.fmt(s['p50']):>7} p95 {common.fmt(s['p95']):>7} (n={s['n']}, unanswered {unanswered})"
+                f"  N={n:>3}  v2v p50 {common.fmt(s['p50']):>7} p95 {common.fmt(s['p95']):>7}"
+                f" (n={s['n']}, unanswered {unanswered})"
                 f"  ws p50/p99 {common.fmt(row['ws_fanout']['p50'])}/{common.fmt(row['ws_fanout']['p99'])}"
                 f"  cpu% backend {sampler.cpu_pct['backend']:.0f} livekit {sampler.cpu_pct['livekit']:.0f}"
                 f" bots {sampler.cpu_pct['bots(driver)']:.0f} machine {sampler.machine_busy_pct:.0f}"
@@ -199,7 +200,7 @@ def _plot(rows: list[dict[str, Any]], base_p95: float | None, out: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("   (matplotlib missing: pip install -r bench/requirements.txt for the plot)")
+        print("   (matplotlib missing: ./dev.sh setup installs it, for the plot)")
         return
     n = [r["sessions"] for r in rows]
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=90)

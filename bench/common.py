@@ -22,9 +22,9 @@ CACHE = ROOT / "artifacts" / "bench"
 USER_SPEECH = "Hello there, how are you?"
 STT_UTTERANCE = "Hello there."  # what the scripted STT "hears"; the fake LLM echoes it
 
-# Emulated provider latencies. Source: DESIGN.md §6 (typical OpenAI figures the team measured
-# against: STT final 300 ms after end of speech, gpt-4o-mini first token 400 ms, TTS first
-# audio 300 ms); 20 ms between tokens is ~50 tokens/s, gpt-4o-mini's usual streaming rate.
+# Emulated provider latencies: typical OpenAI figures (STT final 300 ms after end of speech,
+# gpt-4o-mini first token 400 ms, TTS first audio 300 ms); 20 ms between tokens is ~50 tokens/s,
+# gpt-4o-mini's usual streaming rate.
 PROFILES: dict[str, dict[str, str]] = {
     "zero": {
         "FAKE_STT_DELAY": "0",

@@ -80,7 +80,8 @@ def main(turns: int, profiles: list[str], out: str) -> dict[str, Any]:
     offline.setup_django(endpointing)
     offline._State.clip = common.speech_clip(16000)
     print(
-        f"clip: {common.USER_SPEECH!r}, {offline._State.clip.seconds:.2f} s voiced; endpointing min_delay {endpointing} s; "
+        f"clip: {common.USER_SPEECH!r}, {offline._State.clip.seconds:.2f} s voiced; "
+        f"endpointing min_delay {endpointing} s; "
         "Silero VAD defaults (min_silence 0.55 s)"
     )
     results = asyncio.run(_run(turns, profiles, endpointing))

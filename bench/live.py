@@ -228,7 +228,8 @@ def line(label: str, d: dict[str, Any]) -> str:
     return (
         f"  {label:<6} n={s['n']:>2}  p50 {common.fmt(s['p50']):>7}  p95 {common.fmt(s['p95']):>7}"
         f"  | p50: vad-end(+uplink) {common.fmt(b['vad_end_lag'])}, end-of-turn {common.fmt(b['end_of_turn_delay'])},"
-        f" llm {common.fmt(b['llm_ttft'])}, tts {common.fmt(b['tts_ttfb'])}, downlink {common.fmt(b['downlink_transport'])}"
+        f" llm {common.fmt(b['llm_ttft'])}, tts {common.fmt(b['tts_ttfb'])},"
+        f" downlink {common.fmt(b['downlink_transport'])}"
         f"  errors={len(d['errors'])}"
     )
 

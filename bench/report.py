@@ -33,13 +33,15 @@ def main() -> None:
     for profile, r in (d or {}).get("results", {}).items():
         s = r["voice_to_voice"]
         w(
-            f"| browser (Chromium fake mic → agent track), ours | {profile} | {fmt(s['p50'])} | {fmt(s['p95'])} | | {s['n']} |"
+            f"| browser (Chromium fake mic → agent track), ours | {profile} | {fmt(s['p50'])} | {fmt(s['p95'])} | "
+            f"| {s['n']} |"
         )
     w("")
     w("Breakdown, p50 per stage (ms):")
     w("")
     w(
-        "| run | profile | side | VAD end lag (+uplink) | end of turn (VAD silence, STT final, endpointing) | LLM TTFT | TTS TTFB | downlink | total p50 |"
+        "| run | profile | side | VAD end lag (+uplink) | end of turn (VAD silence, STT final, endpointing) "
+        "| LLM TTFT | TTS TTFB | downlink | total p50 |"
     )
     w("|---|---|---|---|---|---|---|---|---|")
     for name in ("latency_offline", "latency_live"):
@@ -48,7 +50,8 @@ def main() -> None:
             for side in ("bare", "ours"):
                 b = r[side]["breakdown_p50"]
                 w(
-                    f"| {name.split('_')[1]} | {profile} | {side} | {fmt(b['vad_end_lag'])} | {fmt(b['end_of_turn_delay'])} | "
+                    f"| {name.split('_')[1]} | {profile} | {side} | {fmt(b['vad_end_lag'])} | "
+                    f"{fmt(b['end_of_turn_delay'])} | "
                     f"{fmt(b['llm_ttft'])} | {fmt(b['tts_ttfb'])} | {fmt(b.get('downlink_transport'))} | "
                     f"{fmt(r[side]['voice_to_voice']['p50'])} |"
                 )
@@ -62,19 +65,23 @@ def main() -> None:
     if d:
         w("")
         w(
-            f"Capacity (profile {d['profile']}, {d['turns_per_session']} turns per session; knee = **{d['knee_sessions']}** sessions):"
+            f"Capacity (profile {d['profile']}, {d['turns_per_session']} turns per session;"
+            f" knee = **{d['knee_sessions']}** sessions):"
         )
         w("")
         w(
-            "| N | v2v p50 | v2v p95 | WS fan-out p50 / p99 | backend CPU % (per session) | livekit CPU % | bots CPU % | machine busy % | backend RSS MB (per session) | errors |"
+            "| N | v2v p50 | v2v p95 | WS fan-out p50 / p99 | backend CPU % (per session) | livekit CPU % "
+            "| bots CPU % | machine busy % | backend RSS MB (per session) | errors |"
         )
         w("|---|---|---|---|---|---|---|---|---|---|")
         for r in d["rows"]:
             s, f, c = r["voice_to_voice"], r["ws_fanout"], r["cpu_pct"]
             w(
                 f"| {r['sessions']} | {fmt(s['p50'])} | {fmt(s['p95'])} | {fmt(f['p50'])} / {fmt(f['p99'])} | "
-                f"{c['backend']:.0f} ({r['backend_cpu_pct_per_session']:.1f}) | {c['livekit']:.0f} | {c['bots(driver)']:.0f} | "
-                f"{r['machine_busy_pct']:.0f} | {r['peak_rss_mb']['backend']:.0f} ({r['backend_rss_mb_per_session']:.1f}) | "
+                f"{c['backend']:.0f} ({r['backend_cpu_pct_per_session']:.1f}) | {c['livekit']:.0f} | "
+                f"{c['bots(driver)']:.0f} | "
+                f"{r['machine_busy_pct']:.0f} | {r['peak_rss_mb']['backend']:.0f} "
+                f"({r['backend_rss_mb_per_session']:.1f}) | "
                 f"{len(r['errors']) + r['unanswered']} |"
             )
     d = _load("api")
@@ -85,7 +92,8 @@ def main() -> None:
         for key, r in d["results"].items():
             what = "GET /token" if key.startswith("token") else "POST + DELETE /session (pair)"
             w(
-                f"| {what} | {r['concurrency']} | {r['rps']:.1f}/s | {fmt(r['latency']['p50'])} | {fmt(r['latency']['p99'])} | {sum(r['errors'].values())} |"
+                f"| {what} | {r['concurrency']} | {r['rps']:.1f}/s | {fmt(r['latency']['p50'])} | "
+                f"{fmt(r['latency']['p99'])} | {sum(r['errors'].values())} |"
             )
     for d in (_load("sweep"), _load("sweep_zero")):
         if not d:

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Dev helper: run the bench against a clean worktree of HEAD (the shared checkout has
-# other engineers' uncommitted edits). Usage: bench/sync.sh [python -m bench args]
+# Dev helper: run the bench against a clean worktree of HEAD, so that local changes in the
+# working tree do not reach the results. Usage: bench/sync.sh [python -m bench args]
 set -e
 WT=${BENCH_WORKTREE:-/tmp/bench-wt}
 MAIN=$(cd "$(dirname "$0")/.." && pwd)

@@ -50,7 +50,8 @@ class TurnLog:
 
     def premature(self) -> int:
         """Agent audio that started while the person was still speaking (turn cut short)."""
-        return sum(1 for s, e in zip(self.speech_starts, self.speech_ends, strict=False) for t in self.first_audio if s < t < e)
+        spoken = zip(self.speech_starts, self.speech_ends, strict=False)
+        return sum(1 for s, e in spoken for t in self.first_audio if s < t < e)
 
     def breakdown(self) -> list[dict[str, float | None]]:
         """Per turn, the session's own stages (seconds), matched by time to each speech end."""
