@@ -1,14 +1,32 @@
 from __future__ import annotations
 
+import re
 import uuid
 
 from flask import Blueprint, abort, current_app, render_template, send_from_directory
 from werkzeug.wrappers import Response
 
+from app.voice.contract import rules
+
 pages = Blueprint("pages", __name__)
 
-# The only files served from node_modules: the browser build of livekit-client.
-VENDOR_FILES = {"livekit-client.umd.js": "livekit-client/dist/livekit-client.umd.js"}
+# The only files served from node_modules: the ES module build of livekit-client.
+VENDOR_FILES = {"livekit-client.esm.mjs": "livekit-client/dist/livekit-client.esm.mjs"}
+JAVASCRIPT = "text/javascript"
+
+
+def html_pattern(pattern: str) -> str:
+    """`pattern` as an HTML `pattern` attribute. Browsers compile that attribute with the
+    RegExp `v` flag, where a literal "-" at either end of a character class must be escaped."""
+    return re.sub(r"(?<=\[)-|(?<!\\)-(?=\])", r"\\-", pattern)
+
+
+# The room/identity rule the API validates with, for the chat page's inputs and help text.
+NAME_RULE = {
+    "pattern": html_pattern(rules.NAME_PATTERN),
+    "maxlength": rules.NAME_MAX_LENGTH,
+    "text": rules.NAME_RULE_TEXT,
+}
 
 
 @pages.get("/")
@@ -18,7 +36,7 @@ def index() -> str:
 
 @pages.get("/chat")
 def chat() -> str:
-    return render_template("chat.html")
+    return render_template("chat.html", name_rule=NAME_RULE)
 
 
 @pages.get("/history")
@@ -40,7 +58,8 @@ def history_detail(session_id: str) -> str:
 def vendor(name: str) -> Response:
     if name not in VENDOR_FILES:
         abort(404)
-    return send_from_directory(current_app.config["VENDOR_DIR"], VENDOR_FILES[name])
+    # A module script is refused unless it is served as JavaScript.
+    return send_from_directory(current_app.config["VENDOR_DIR"], VENDOR_FILES[name], mimetype=JAVASCRIPT)
 
 
 @pages.get("/healthz")

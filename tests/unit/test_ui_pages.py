@@ -2,22 +2,64 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
+from app.voice.contract import rules
 from ui import create_app
+from ui.views import html_pattern
+
+STATIC = Path(__file__).resolve().parents[2] / "ui" / "static"
+
+
+class Elements(HTMLParser):
+    """Every start tag's attributes by id, the scripts in order, and the text of spans with an id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_id: dict[str, dict[str, str | None]] = {}
+        self.scripts: list[dict[str, str | None]] = []
+        self.text_of: dict[str, str] = {}
+        self._open: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if attributes.get("id"):
+            self.by_id[str(attributes["id"])] = attributes
+        if tag == "span" and attributes.get("id"):
+            self._open.append(str(attributes["id"]))
+            self.text_of[str(attributes["id"])] = ""
+        if tag == "script":
+            self.scripts.append(attributes)
+
+    def handle_data(self, data: str) -> None:
+        for element_id in self._open:
+            self.text_of[element_id] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "span" and self._open:
+            self._open.pop()
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> FlaskClient:
     vendor = tmp_path / "livekit-client" / "dist"
     vendor.mkdir(parents=True)
-    (vendor / "livekit-client.umd.js").write_text("window.LivekitClient = {};")
+    (vendor / "livekit-client.esm.mjs").write_text("export class Room {}")
     app = create_app({"TESTING": True, "BACKEND_URL": "http://backend.test:8000", "VENDOR_DIR": str(tmp_path)})
     return app.test_client()
+
+
+def page(client: FlaskClient, path: str) -> tuple[str, Elements]:
+    html = client.get(path).get_data(as_text=True)
+    elements = Elements()
+    elements.feed(html)
+    return html, elements
 
 
 @pytest.mark.parametrize(("path", "title"), [("/", "Voice Agent"), ("/chat", "Talk"), ("/history", "History")])
@@ -31,12 +73,65 @@ def test_pages_render_with_the_backend_url(client: FlaskClient, path: str, title
 
 
 def test_chat_page_has_the_controls_and_live_regions(client: FlaskClient) -> None:
-    html = client.get("/chat").get_data(as_text=True)
+    html, _ = page(client, "/chat")
     for fragment in ('id="start"', 'id="stop"', 'role="status" aria-live="polite"', 'id="transcript"',
                      'aria-label="Microphone level"', '<label for="room">', '<label for="identity">',
-                     "/vendor/livekit-client.umd.js", "chat.js"):
+                     'role="alert"'):
         assert fragment in html
     assert 'aria-current="page"' in html
+
+
+def test_chat_page_loads_its_modules_and_maps_livekit_to_the_vendor_route(client: FlaskClient) -> None:
+    html, elements = page(client, "/chat")
+    import_map = re.search(r'<script type="importmap">(.*?)</script>', html, re.S)
+    assert import_map is not None
+    assert '"livekit-client": "/vendor/livekit-client.esm.mjs"' in import_map.group(1)
+    assert {"type": "module", "src": "/static/chat.js"} in elements.scripts
+    assert not [s for s in elements.scripts if s.get("src") and s.get("type") != "module"]
+
+
+def test_chat_inputs_carry_the_servers_name_rule(client: FlaskClient) -> None:
+    _, elements = page(client, "/chat")
+    for field in ("room", "identity"):
+        attributes = elements.by_id[field]
+        assert attributes["pattern"] == html_pattern(rules.NAME_PATTERN)
+        assert attributes["maxlength"] == str(rules.NAME_MAX_LENGTH)
+        assert attributes["aria-describedby"] == "name-rule"
+        assert "required" in attributes
+    assert elements.text_of["name-rule-text"] == rules.NAME_RULE_TEXT
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        (r"[A-Za-z0-9_.-]{1,128}", r"[A-Za-z0-9_.\-]{1,128}"),
+        (r"[-a-z]", r"[\-a-z]"),
+        (r"[a\-z]", r"[a\-z]"),  # already escaped: unchanged
+        (r"a-b[0-9]", r"a-b[0-9]"),  # ranges and dashes outside a class: unchanged
+    ],
+)
+def test_html_pattern_escapes_a_literal_dash_in_a_class(pattern: str, expected: str) -> None:
+    assert html_pattern(pattern) == expected
+
+
+@pytest.mark.parametrize("name", ["room-1", "a", "A.b_c-9", "x" * 128, "x" * 129, "team room", "ü", "a/b", "", "-"])
+def test_the_rendered_pattern_accepts_what_the_api_accepts(name: str) -> None:
+    rendered = html_pattern(rules.NAME_PATTERN)
+    assert bool(re.fullmatch(rendered, name)) == bool(re.fullmatch(rules.NAME_PATTERN, name))
+
+
+def test_the_browser_code_repeats_no_rule_of_the_server() -> None:
+    for script in STATIC.glob("*.js"):
+        source = script.read_text()
+        assert "A-Za-z0-9" not in source, f"{script.name} repeats the name rule"
+        assert "/ws/transcript" not in source, f"{script.name} rebuilds the WebSocket path"
+        assert "REQUIREMENTS" not in source and "DESIGN.md" not in source
+
+
+def test_history_pages_load_their_module(client: FlaskClient) -> None:
+    for path in ("/history", f"/history/{uuid.uuid4()}"):
+        _, elements = page(client, path)
+        assert {"type": "module", "src": "/static/history.js"} in elements.scripts
 
 
 def test_history_detail_checks_the_id(client: FlaskClient) -> None:
@@ -47,11 +142,21 @@ def test_history_detail_checks_the_id(client: FlaskClient) -> None:
     assert client.get("/history/not-a-uuid").status_code == 404
 
 
-def test_vendor_serves_only_the_livekit_bundle(client: FlaskClient) -> None:
-    response = client.get("/vendor/livekit-client.umd.js")
-    assert response.status_code == 200 and b"LivekitClient" in response.data
+def test_vendor_serves_only_the_livekit_module_as_javascript(client: FlaskClient) -> None:
+    response = client.get("/vendor/livekit-client.esm.mjs")
+    assert response.status_code == 200 and b"export class Room" in response.data
+    assert response.mimetype == "text/javascript"
     response.close()
     assert client.get("/vendor/package.json").status_code == 404
+    assert client.get("/vendor/livekit-client.umd.js").status_code == 404
+
+
+def test_page_modules_are_served_as_javascript(client: FlaskClient) -> None:
+    for script in sorted(STATIC.glob("*.js")):
+        response = client.get(f"/static/{script.name}")
+        assert response.status_code == 200, script.name
+        assert response.mimetype == "text/javascript", script.name
+        response.close()
 
 
 def test_same_origin_backend_is_an_empty_url() -> None:

@@ -1,0 +1,87 @@
+// The media side of a conversation: the LiveKit room the browser joins, the microphone it
+// publishes and the agent's audio it receives. LiveKit's API stays in this module.
+import { UiError } from "./errors.js";
+
+// Imported when the page loads, awaited when it is needed: if the library is missing, the
+// page still works and says so when Start is pressed (a static import would stop the page).
+const library = import("livekit-client").catch((error) => {
+  console.error("livekit-client did not load", error);
+  return null;
+});
+
+/** What a failed getUserMedia (or LiveKit's wrapper of it) means for the person. */
+export function micError(error) {
+  const name = (error && error.name) || "";
+  if (!navigator.mediaDevices) {
+    return new UiError("mic_denied", "This page is not a secure context (HTTPS or localhost), so the browser offers no microphone.");
+  }
+  if (/NotAllowed|Security|PermissionDenied/.test(name) || /denied|not allowed/i.test(String(error && error.message))) {
+    return new UiError("mic_denied", "The browser did not allow this page to use your microphone.");
+  }
+  if (/NotFound|DevicesNotFound|Overconstrained/.test(name)) {
+    return new UiError("mic_missing", "The browser found no microphone on this device.");
+  }
+  if (/NotReadable|TrackStart|Abort/.test(name)) {
+    return new UiError("mic_busy", "The microphone could not be started.");
+  }
+  return new UiError("mic_busy", `The microphone could not be started (${name || error}).`);
+}
+
+/**
+ * One LiveKit room for one conversation.
+ * `events`: agentAudio({element, mediaStreamTrack}), playback(canPlay), reconnecting(),
+ * reconnected(), disconnected().
+ */
+export class MediaRoom {
+  static async open(events) {
+    const livekit = await library;
+    if (!livekit || !livekit.Room) throw new UiError("client_missing", "The LiveKit client library did not load.");
+    return new MediaRoom(livekit, events);
+  }
+
+  constructor(livekit, events) {
+    const { Room, RoomEvent, Track } = livekit;
+    this.Track = Track;
+    this.room = new Room();
+    this.room.on(RoomEvent.TrackSubscribed, (track) => {
+      if (track.kind !== Track.Kind.Audio) return;
+      // Played by an <audio> element: WebAudio alone would read silence.
+      events.agentAudio({ element: track.attach(), mediaStreamTrack: track.mediaStreamTrack });
+    });
+    this.room.on(RoomEvent.AudioPlaybackStatusChanged, () => events.playback(this.room.canPlaybackAudio));
+    this.room.on(RoomEvent.Reconnecting, () => events.reconnecting());
+    this.room.on(RoomEvent.Reconnected, () => events.reconnected());
+    this.room.on(RoomEvent.Disconnected, () => events.disconnected());
+  }
+
+  async connect(url, token) {
+    try {
+      await this.room.connect(url, token);
+    } catch (e) {
+      throw new UiError("livekit_down", `No connection to the LiveKit server at ${url}.`);
+    }
+  }
+
+  /** Publish the microphone; resolves to its MediaStreamTrack (for the level meter), if any. */
+  async enableMicrophone() {
+    try {
+      await this.room.localParticipant.setMicrophoneEnabled(true);
+    } catch (e) {
+      throw micError(e);
+    }
+    return this.room.localParticipant.getTrackPublication(this.Track.Source.Microphone)?.track?.mediaStreamTrack ?? null;
+  }
+
+  /** False while the browser blocks autoplay: the page then asks for a click. */
+  get canPlaybackAudio() {
+    return this.room.canPlaybackAudio;
+  }
+
+  startAudio() {
+    return this.room.startAudio().catch(() => {});
+  }
+
+  disconnect() {
+    return this.room.disconnect().catch(() => {});
+  }
+}
