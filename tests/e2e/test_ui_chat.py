@@ -1,6 +1,7 @@
 """The /chat page in Debian Chromium against the real stack: every state of a conversation,
-the transcript, indicators and meter, keyboard use, phone width, and the errors a visitor can
-meet without any server going down (room busy, bad settings, microphone denied)."""
+the transcript, indicators and meter, keyboard use, phone width, and the errors of the
+browser's own making (bad settings, microphone denied). The API's errors and servers that
+are down: test_ui_errors.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserType, Page, Route, expect
 
+from app.voice.contract import rules
 from devtools import setup
 from devtools.stack import Stack
 from fakes.llm import DEFAULT_GREETING
@@ -88,6 +90,9 @@ def test_query_string_overrides_and_bad_settings_are_refused(page: Page, stack: 
     page.get_by_role("button", name="Start").click()
     expect(page.locator("#status")).to_have_attribute("data-state", "error")
     expect(page.locator("#error-title")).to_have_text("Check the connection settings")
+    # The browser applied the server's rule (rendered into the input) and quotes its words.
+    assert page.get_by_label("Room").evaluate("input => input.validity.patternMismatch") is True
+    expect(page.locator("#error-message")).to_have_text(f"Room: {rules.NAME_RULE_TEXT}")
     expect(page.get_by_label("Room")).to_have_attribute("aria-invalid", "true")
     expect(page.get_by_label("Room")).to_be_focused()
     assert token_requests == []  # nothing was sent
@@ -194,30 +199,6 @@ def test_phone_width_and_scroll_that_respects_the_reader(browser: Browser, stack
         expect(page.locator("#status")).to_have_attribute("data-state", "idle", timeout=20_000)
     finally:
         context.close()
-
-
-def test_session_refused_when_room_is_busy(page: Page, stack: Stack, api: Api, artifacts_dir: Path) -> None:
-    room = unique("busy")
-    code, other = api.post("/session", {"room": room, "identity": "someone-else"})
-    assert code == 201
-    try:
-        page.goto(f"{stack.ui_url}/chat?room={room}&identity=visitor")
-        page.get_by_role("button", name="Start").click()
-        expect(page.locator("#status")).to_have_attribute("data-state", "error", timeout=30_000)
-        error = page.get_by_role("alert")
-        expect(error).to_be_visible()
-        expect(page.locator("#error-title")).to_have_text("This room is busy")
-        expect(page.locator("#error-message")).to_contain_text("already has a live agent session")
-        state = page.evaluate("[window.voiceAgent.errorKind, window.voiceAgent.roomState]")
-        assert state == ["room_busy", "disconnected"]
-        page.screenshot(path=artifacts_dir / "chat-error-room-busy.png", full_page=True)
-        # One click away from a fresh room.
-        page.get_by_role("button", name="Use a new room").click()
-        expect(page.locator("#status")).to_have_attribute("data-state", "idle")
-        expect(error).to_be_hidden()
-        assert page.get_by_label("Room").input_value() != room
-    finally:
-        api.delete(f"/session/{other['session_id']}")
 
 
 def test_session_ended_by_the_server_returns_to_idle(page: Page, stack: Stack, api: Api) -> None:
