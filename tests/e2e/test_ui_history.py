@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -75,15 +76,42 @@ def test_history_list_and_transcript(page: Page, stack: Stack, past_session: str
     page.screenshot(path=artifacts_dir / "mobile-history-list.png", full_page=True)
 
 
-def test_history_pages(page: Page, stack: Stack, past_session: str) -> None:
+def test_history_pages(page: Page, stack: Stack, api: Api, past_session: str) -> None:
     page.goto(f"{stack.ui_url}/history?limit=1")
     expect(page.locator("#sessions tbody tr")).to_have_count(1)
     expect(page.locator("#page-range")).to_have_text(re.compile(r"^1–1 of \d+$"))
     expect(page.locator("#newer")).to_have_attribute("aria-disabled", "true")
+    # The page follows the API's own `next`, not a page size of its own.
+    next_page = parse_qs(urlsplit(api.get("/transcripts?limit=1")[1]["next"]).query)
+    older = parse_qs(urlsplit(page.locator("#older").get_attribute("href") or "").query)
+    assert older == next_page == {"limit": ["1"], "offset": ["1"]}
     page.get_by_role("link", name="Older →").click()
     expect(page).to_have_url(re.compile(r"offset=1"))
     expect(page.locator("#page-range")).to_have_text(re.compile(r"^2–2 of \d+$"))
     expect(page.locator("#newer")).not_to_have_attribute("aria-disabled", "true")
+    page.get_by_role("link", name="← Newer").click()
+    expect(page.locator("#page-range")).to_have_text(re.compile(r"^1–1 of \d+$"))
+
+
+def test_history_first_page_is_the_apis_default_page(page: Page, stack: Stack, api: Api, past_session: str) -> None:
+    code, first = api.get("/transcripts")
+    assert code == 200 and first["results"]
+    page.goto(f"{stack.ui_url}/history")
+    expect(page.locator("#history-status")).to_have_attribute("data-state", "ready")
+    expect(page.locator("#sessions tbody tr")).to_have_count(len(first["results"]))
+    expect(page.locator("#pager")).to_be_visible(visible=bool(first["next"]))
+
+
+def test_history_page_that_does_not_exist(page: Page, stack: Stack, artifacts_dir: Path) -> None:
+    page.goto(f"{stack.ui_url}/history?limit=0")  # the API refuses it: limits start at 1
+    expect(page.locator("#history-status")).to_have_attribute("data-state", "error")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("No such page of history")
+    expect(alert).to_contain_text("limit")
+    page.screenshot(path=artifacts_dir / "history-no-such-page.png", full_page=True)
+    alert.get_by_role("link", name="Show the newest conversations").click()
+    expect(page).to_have_url(f"{stack.ui_url}/history")
+    expect(page.locator("#history-status")).to_have_attribute("data-state", "ready")
 
 
 def test_missing_transcript(page: Page, stack: Stack, artifacts_dir: Path) -> None:
