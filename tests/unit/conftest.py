@@ -1,23 +1,24 @@
 """Unit tests: the real Django/Channels/DRF app and real AgentSession with Silero VAD,
-with fakes injected for the cloud providers and the LiveKit server (no network)."""
+with fakes injected for the cloud providers and the LiveKit server (no network).
+
+Fixtures only; helpers the tests import are in tests/unit/support.py."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from channels.testing import WebsocketCommunicator
+from rest_framework.test import APIClient
 
 from app.asgi import application
 from app.voice.agent.livekit_gateway import get_gateway
-from devtools import setup
-from devtools.stack import ROOT
 from fakes.livekit import FakeLiveKitGateway
-
-ORIGIN = (b"origin", b"http://127.0.0.1:5000")
+from tests.unit.support import ORIGIN, SPEECH_WAV
 
 
 @pytest.fixture(autouse=True)
@@ -30,23 +31,45 @@ def offline_settings(settings: object) -> Iterator[None]:
     get_gateway.cache_clear()
 
 
+# ---- leaked asyncio tasks -------------------------------------------------------------
+
+
+def _describe(task: asyncio.Task) -> str:
+    coro = task.get_coro()
+    name = getattr(coro, "__qualname__", None) or type(coro).__name__
+    frame = getattr(coro, "cr_frame", None)
+    where = f"{frame.f_code.co_filename}:{frame.f_lineno}" if frame else "no frame"
+    return f"{task.get_name()}: {name} at {where}"
+
+
 @pytest.fixture
-def gateway() -> FakeLiveKitGateway:
-    fake = get_gateway()
-    assert isinstance(fake, FakeLiveKitGateway)
-    return fake
+async def _no_leaked_tasks() -> AsyncIterator[None]:
+    before = asyncio.all_tasks()
+    yield
+    # pytest-asyncio runs this teardown in a task of its own: that one is not a leak.
+    leaked = [task for task in asyncio.all_tasks() - before - {asyncio.current_task()} if not task.done()]
+    if leaked:
+        pytest.fail("the test left asyncio tasks running:\n  " + "\n  ".join(map(_describe, leaked)))
 
 
-@pytest.fixture(scope="session")
-def speech_wav() -> Path:
-    """Real English speech (espeak-ng), 16 kHz, no padding: the fake person adds their own."""
-    return setup.speech_wav(
-        "Hello agent, can you hear me?",
-        ROOT / "artifacts" / "audio" / "hello-16k.wav",
-        rate=16000,
-        lead_silence=0,
-        tail_silence=0,
-    )
+@pytest.fixture(autouse=True)
+def fail_on_leaked_tasks(request: pytest.FixtureRequest) -> None:
+    """An async test fails if a task created during it (by the test, its fixtures or the
+    code under test) is still pending once it and its fixtures have finished.
+
+    Autouse fixtures are set up first, so the check sees the tasks of every other
+    fixture of the test and runs after their teardown."""
+    if inspect.iscoroutinefunction(getattr(request, "function", None)):
+        request.getfixturevalue("_no_leaked_tasks")
+
+
+# ---- clients ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def client() -> APIClient:
+    """DRF's test client: requests through Django's sync handler, no event loop."""
+    return APIClient()
 
 
 @pytest.fixture
@@ -55,7 +78,7 @@ async def api() -> AsyncIterator[httpx.AsyncClient]:
 
     Django's ASGIHandler runs each sync view in its own thread context, as under uvicorn
     (django.test.AsyncClient does not, which makes a DELETE wait behind the agent's own
-    database calls until the stop timeout).
+    database calls until the stop timeout). Requests that start an agent use this one.
     """
     transport = httpx.ASGITransport(app=application)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -63,7 +86,8 @@ async def api() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def open_socket() -> AsyncIterator[object]:
+async def open_socket() -> AsyncIterator[Callable[[str], Awaitable[WebsocketCommunicator]]]:
+    """Connect to a WebSocket path with the UI's origin; every socket is closed at teardown."""
     sockets: list[WebsocketCommunicator] = []
 
     async def connect(path: str) -> WebsocketCommunicator:
@@ -78,12 +102,18 @@ async def open_socket() -> AsyncIterator[object]:
         await communicator.disconnect()
 
 
-async def receive_until(socket: WebsocketCommunicator, predicate: object, timeout: float = 15.0) -> list[dict]:
-    """Collect messages until one satisfies `predicate` (returned list includes it)."""
-    received: list[dict] = []
-    async with asyncio.timeout(timeout):
-        while True:
-            message = await socket.receive_json_from(timeout=timeout)
-            received.append(message)
-            if predicate(message):  # type: ignore[operator]
-                return received
+# ---- fakes ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gateway() -> FakeLiveKitGateway:
+    fake = get_gateway()
+    assert isinstance(fake, FakeLiveKitGateway)
+    return fake
+
+
+@pytest.fixture(scope="session")
+def speech_wav() -> Path:
+    """Real English speech, 16 kHz, no padding (the fake person adds their own pauses)."""
+    assert SPEECH_WAV.is_file(), SPEECH_WAV
+    return SPEECH_WAV

@@ -15,7 +15,7 @@ import pytest
 from app.voice.agent.host import get_host
 from app.voice.models import TranscriptEntry, VoiceSession
 from fakes.livekit import FakeLiveKitGateway, PersonScript
-from tests.unit.conftest import receive_until
+from tests.unit.support import receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,10 +111,12 @@ async def test_two_sessions_at_once_do_not_cross_talk(
 
     streams = dict(zip(scripts, await asyncio.gather(*(conversation(r) for r in scripts)), strict=True))
     for room, other in (("room-a", "room-b"), ("room-b", "room-a")):
+        finals = [(m["role"], m["text"]) for m in streams[room] if m.get("final")]
+        assert ("user", scripts[room][0]) in finals  # each socket carries its own person's words
         texts = " ".join(m.get("text", "") for m in streams[room])
-        assert scripts[room][0] in texts
         assert scripts[other][0].split()[0] not in texts  # "Alpha" never reaches Bravo's socket
         stored = [e.text async for e in TranscriptEntry.objects.filter(session_id=ids[room])]
+        assert scripts[room][0] in stored and f"You said: {scripts[room][0]}" in stored
         assert not any(scripts[other][0] in text for text in stored)
     for session_id in ids.values():
         assert (await api.delete(f"/session/{session_id}")).status_code == 204

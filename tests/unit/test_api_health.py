@@ -18,11 +18,6 @@ class UnreachableChannelLayer(InMemoryChannelLayer):
         raise ConnectionError("channel layer backend is down")
 
 
-@pytest.fixture
-def client() -> APIClient:
-    return APIClient()
-
-
 def test_liveness_is_ok(client: APIClient, gateway: FakeLiveKitGateway) -> None:
     gateway.reachable = False  # liveness checks nothing but the process
     response = client.get("/healthz")

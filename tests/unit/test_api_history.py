@@ -10,14 +10,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from app.voice.models import TranscriptEntry, VoiceSession
-from tests.unit.api_fixtures import assert_error
+from tests.unit.support import assert_error
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def client() -> APIClient:
-    return APIClient()
 
 
 def make_sessions(count: int) -> list[VoiceSession]:

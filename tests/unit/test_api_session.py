@@ -1,6 +1,6 @@
 """POST /session, GET/DELETE /session/{id}: every status code of DESIGN.md §2.
 
-Requests that start an agent go through the real ASGI app on the test's loop (`asgi`);
+Requests that start an agent go through the real ASGI app on the test's loop (`api`);
 requests that are refused before any agent starts use DRF's test client.
 """
 
@@ -16,26 +16,21 @@ from rest_framework.test import APIClient
 from app.voice.models import VoiceSession
 from app.voice.structured_logs import JsonFormatter
 from fakes.livekit import FakeLiveKitGateway
-from tests.unit.api_fixtures import JSON, asgi, assert_error  # noqa: F401  (fixture)
+from tests.unit.support import JSON, assert_error
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BODY = {"room": "room-1", "identity": "alice"}
 
 
-@pytest.fixture
-def client() -> APIClient:
-    return APIClient()
-
-
-async def start(asgi, body: dict = BODY) -> dict:
-    response = await asgi.post("/session", json=body)
+async def start(api, body: dict = BODY) -> dict:
+    response = await api.post("/session", json=body)
     assert response.status_code == 201, response.content
     return response.json()
 
 
-async def test_post_creates_a_running_session_and_delete_ends_it(asgi) -> None:
-    created = await start(asgi)
+async def test_post_creates_a_running_session_and_delete_ends_it(api) -> None:
+    created = await start(api)
     session_id = created["session_id"]
     assert uuid.UUID(session_id).version == 4  # unguessable
     assert created["room"] == "room-1" and created["identity"] == "alice"
@@ -43,42 +38,42 @@ async def test_post_creates_a_running_session_and_delete_ends_it(asgi) -> None:
     assert created["ws_path"] == f"/ws/transcript/{session_id}"
     assert created["started_at"] and created["ended_at"] is None and created["end_reason"] == ""
 
-    response = await asgi.get(f"/session/{session_id}")
+    response = await api.get(f"/session/{session_id}")
     assert response.status_code == 200
     assert (response.json()["session_id"], response.json()["status"]) == (session_id, "running")
 
-    response = await asgi.delete(f"/session/{session_id}")
+    response = await api.delete(f"/session/{session_id}")
     assert response.status_code == 204 and response.content == b""
-    state = (await asgi.get(f"/session/{session_id}")).json()
+    state = (await api.get(f"/session/{session_id}")).json()
     assert (state["status"], state["end_reason"]) == ("ended", "deleted")
     assert state["ended_at"] and state["duration_seconds"] is not None
 
     # Deleting an ended session again is harmless, and changes nothing.
-    response = await asgi.delete(f"/session/{session_id}")
+    response = await api.delete(f"/session/{session_id}")
     assert response.status_code == 204
-    assert (await asgi.get(f"/session/{session_id}")).json() == state
+    assert (await api.get(f"/session/{session_id}")).json() == state
 
 
-async def test_a_busy_room_is_409_naming_the_live_session_then_free_after_delete(asgi) -> None:
-    first = await start(asgi)
-    response = await asgi.post("/session", json={"room": "room-1", "identity": "bob"})
+async def test_a_busy_room_is_409_naming_the_live_session_then_free_after_delete(api) -> None:
+    first = await start(api)
+    response = await api.post("/session", json={"room": "room-1", "identity": "bob"})
     error = assert_error(response, 409, "room_busy")
     assert error["session_id"] == first["session_id"]
 
-    other_room = await start(asgi, {"room": "room-2", "identity": "bob"})  # other rooms unaffected
+    other_room = await start(api, {"room": "room-2", "identity": "bob"})  # other rooms unaffected
     for session in (first, other_room):
-        assert (await asgi.delete(f"/session/{session['session_id']}")).status_code == 204
-    again = await start(asgi)  # the room is free once its session ended
+        assert (await api.delete(f"/session/{session['session_id']}")).status_code == 204
+    again = await start(api)  # the room is free once its session ended
     assert again["session_id"] != first["session_id"]
-    assert (await asgi.delete(f"/session/{again['session_id']}")).status_code == 204
+    assert (await api.delete(f"/session/{again['session_id']}")).status_code == 204
 
 
 async def test_agent_that_cannot_join_is_503_and_leaves_nothing_live(
-    asgi, gateway: FakeLiveKitGateway, caplog: pytest.LogCaptureFixture
+    api, gateway: FakeLiveKitGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     gateway.reachable = False
     caplog.set_level(logging.INFO, logger="app.voice")
-    response = await asgi.post("/session", json=BODY)
+    response = await api.post("/session", json=BODY)
     assert_error(response, 503, "service_unavailable")
 
     session = await VoiceSession.objects.aget(room="room-1")
@@ -88,16 +83,16 @@ async def test_agent_that_cannot_join_is_503_and_leaves_nothing_live(
     assert (failed[0].session_id, failed[0].room) == (str(session.id), "room-1")
 
     gateway.reachable = True
-    created = await start(asgi)  # the failed attempt did not keep the room busy
-    assert (await asgi.delete(f"/session/{created['session_id']}")).status_code == 204
+    created = await start(api)  # the failed attempt did not keep the room busy
+    assert (await api.delete(f"/session/{created['session_id']}")).status_code == 204
 
 
 async def test_start_and_stop_are_logged_as_json_with_session_id_and_room(
-    asgi, caplog: pytest.LogCaptureFixture
+    api, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="app.voice")
-    session_id = (await start(asgi))["session_id"]
-    assert (await asgi.delete(f"/session/{session_id}")).status_code == 204
+    session_id = (await start(api))["session_id"]
+    assert (await api.delete(f"/session/{session_id}")).status_code == 204
 
     events = {r.getMessage(): r for r in caplog.records if r.name.startswith("app.voice")}
     for event in ("session.starting", "session.started", "session.ended"):

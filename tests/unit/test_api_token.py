@@ -9,16 +9,11 @@ import jwt
 import pytest
 from rest_framework.test import APIClient
 
-from tests.unit.api_fixtures import assert_error
+from tests.unit.support import assert_error
 
 pytestmark = pytest.mark.django_db
 
 ADMIN_GRANTS = {"roomCreate", "roomList", "roomRecord", "roomAdmin", "ingressAdmin", "hidden", "recorder", "agent"}
-
-
-@pytest.fixture
-def client() -> APIClient:
-    return APIClient()
 
 
 def claims_of(response, settings) -> dict:

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi import checks
 
 from app.voice.agent.host import get_host
 from app.voice.models import EndReason, VoiceSession
-from tests.unit.api_fixtures import asgi, assert_error  # noqa: F401  (fixture)
+from tests.unit.support import assert_error
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,6 +37,17 @@ OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
 # Examples per operation: POST /session starts (and stops) a real agent when the body is valid.
 MAX_EXAMPLES = {("POST", "/session"): 40}
 DEFAULT_EXAMPLES = 45
+# How many distinct cases each operation gets: the limit, or one for those without inputs.
+EXPECTED_EXAMPLES = {
+    "GET /token": DEFAULT_EXAMPLES,
+    "POST /session": MAX_EXAMPLES[("POST", "/session")],
+    "GET /session/{session_id}": DEFAULT_EXAMPLES,
+    "DELETE /session/{session_id}": DEFAULT_EXAMPLES,
+    "GET /transcripts": DEFAULT_EXAMPLES,
+    "GET /transcripts/{session_id}": DEFAULT_EXAMPLES,
+    "GET /healthz": 1,
+    "GET /readyz": 1,
+}
 # Every answer must be one the schema declares, with that content type and body shape;
 # invalid input must be refused (4xx) and valid input accepted.
 RESPONSE_CHECKS = [
@@ -76,18 +87,19 @@ async def no_agent_left_behind() -> AsyncIterator[None]:
     assert not get_host().runs
 
 
-def test_the_served_schema_is_the_one_fuzzed() -> None:
-    served = APIClient().get("/openapi.json")
+def test_the_served_schema_is_the_one_fuzzed(client: APIClient) -> None:
+    served = client.get("/openapi.json")
     assert served.status_code == 200 and served["Content-Type"].startswith("application/")
     assert set(served.json()["paths"]) == set(RAW_SCHEMA["paths"]) == {
         "/token", "/session", "/session/{session_id}", "/transcripts", "/transcripts/{session_id}",
         "/healthz", "/readyz",
     }
+    assert sorted(name(operation) for operation in OPERATIONS) == sorted(EXPECTED_EXAMPLES)
 
 
-async def send_and_check(asgi: httpx.AsyncClient, operation, case) -> None:
+async def send_and_check(api: httpx.AsyncClient, operation, case) -> None:
     kwargs = case.as_transport_kwargs(base_url="http://testserver")
-    response = await asgi.request(
+    response = await api.request(
         kwargs["method"],
         kwargs["url"],
         headers={k: v for k, v in kwargs["headers"].items() if k.lower() != "connection"},
@@ -96,7 +108,7 @@ async def send_and_check(asgi: httpx.AsyncClient, operation, case) -> None:
         content=kwargs.get("data"),
     )
     if response.status_code == 201 and operation.path == "/session":
-        deleted = await asgi.delete(f"/session/{response.json()['session_id']}")
+        deleted = await api.delete(f"/session/{response.json()['session_id']}")
         assert deleted.status_code == 204
     assert response.status_code < 500, (case.as_curl_command(), response.text[:500])
     if response.status_code >= 400:
@@ -108,7 +120,7 @@ async def send_and_check(asgi: httpx.AsyncClient, operation, case) -> None:
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=name)
-async def test_no_input_makes_the_api_fail(asgi: httpx.AsyncClient, no_agent_left_behind, operation) -> None:
+async def test_no_input_makes_the_api_fail(api: httpx.AsyncClient, no_agent_left_behind, operation) -> None:
     limit = MAX_EXAMPLES.get((operation.method.upper(), operation.path), DEFAULT_EXAMPLES)
     cases = st.one_of(
         operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
@@ -133,9 +145,9 @@ async def test_no_input_makes_the_api_fail(asgi: httpx.AsyncClient, no_agent_lef
     draw()
     for case in drawn:
         RUNS[name(operation)] += 1
-        await send_and_check(asgi, operation, case)
+        await send_and_check(api, operation, case)
 
     elapsed = time.monotonic() - started
-    print(f"\nfuzz {name(operation)}: {RUNS[name(operation)]} examples in {elapsed:.1f}s", end="")
-    assert RUNS[name(operation)] >= 1  # operations without inputs have one distinct case
+    print(f"\nfuzz {name(operation)}: {len(drawn)} examples in {elapsed:.1f}s", end="")
+    assert len(drawn) == EXPECTED_EXAMPLES[name(operation)]
     assert not await VoiceSession.objects.exclude(status="ended").aexists()

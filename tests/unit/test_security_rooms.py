@@ -20,109 +20,114 @@ from app.voice.models import EndReason, RoomClaim, VoiceSession
 from app.voice.sessions import store as session_store
 from app.voice.sessions.errors import RoomBusy, RoomTaken, TooManySessions
 from fakes.livekit import FakeLiveKitGateway
-from tests.unit.api_fixtures import asgi, assert_error  # noqa: F401  (fixture)
+from tests.unit.support import assert_error, receive_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def token(asgi, room: str, identity: str):
-    return asgi.get("/token", params={"room": room, "identity": identity})
+def token(api, room: str, identity: str):
+    return api.get("/token", params={"room": room, "identity": identity})
 
 
-async def start(asgi, room: str, identity: str) -> str:
-    response = await asgi.post("/session", json={"room": room, "identity": identity})
+async def start(api, room: str, identity: str) -> str:
+    response = await api.post("/session", json={"room": room, "identity": identity})
     assert response.status_code == 201, response.content
     return response.json()["session_id"]
 
 
-async def stop(asgi, session_id: str) -> None:
-    assert (await asgi.delete(f"/session/{session_id}")).status_code == 204
+async def stop(api, session_id: str) -> None:
+    assert (await api.delete(f"/session/{session_id}")).status_code == 204
 
 
-async def test_a_token_claims_the_room_for_its_identity_only(asgi) -> None:
-    assert (await token(asgi, "room-x", "alice")).status_code == 200
-    assert (await token(asgi, "room-x", "alice")).status_code == 200  # alice again: fine
-    assert_error(await token(asgi, "room-x", "mallory"), 403, "room_taken")
-    refused = await asgi.post("/session", json={"room": "room-x", "identity": "mallory"})
+async def test_a_token_claims_the_room_for_its_identity_only(api) -> None:
+    assert (await token(api, "room-x", "alice")).status_code == 200
+    assert (await token(api, "room-x", "alice")).status_code == 200  # alice again: fine
+    assert_error(await token(api, "room-x", "mallory"), 403, "room_taken")
+    refused = await api.post("/session", json={"room": "room-x", "identity": "mallory"})
     assert_error(refused, 403, "room_taken")
     assert not await VoiceSession.objects.filter(room="room-x").aexists()
     # The owner starts her session in her room.
-    session_id = await start(asgi, "room-x", "alice")
-    await stop(asgi, session_id)
+    session_id = await start(api, "room-x", "alice")
+    await stop(api, session_id)
 
 
-async def test_a_live_session_holds_the_room_and_no_session_id_leaks_through_token(asgi) -> None:
-    session_id = await start(asgi, "room-y", "alice")  # straight to POST, no token first
-    busy = assert_error(await token(asgi, "room-y", "mallory"), 409, "room_busy")
+async def test_a_live_session_holds_the_room_and_no_session_id_leaks_through_token(api) -> None:
+    session_id = await start(api, "room-y", "alice")  # straight to POST, no token first
+    busy = assert_error(await token(api, "room-y", "mallory"), 409, "room_busy")
     assert "already has a live agent session" in busy["message"]  # what the UI shows
     assert "session_id" not in busy
-    # POST /session keeps its documented 409 (DESIGN.md §2); see README "Security".
-    assert_error(await asgi.post("/session", json={"room": "room-y", "identity": "mallory"}), 409, "room_busy")
-    assert (await token(asgi, "room-y", "alice")).status_code == 200  # the owner may rejoin
-    await stop(asgi, session_id)
+    # POST /session keeps its own documented answer for a live room: 409 (README "Security").
+    assert_error(await api.post("/session", json={"room": "room-y", "identity": "mallory"}), 409, "room_busy")
+    assert (await token(api, "room-y", "alice")).status_code == 200  # the owner may rejoin
+    await stop(api, session_id)
 
 
-async def test_ending_the_session_releases_the_name_for_the_next_visitor(asgi) -> None:
+async def test_ending_the_session_releases_the_name_for_the_next_visitor(
+    api, open_socket, gateway: FakeLiveKitGateway
+) -> None:
     # As the e2e suite does: "alpha-room" reused by other identities after each test.
     for identity in ("alpha-user", "alpha-room-user", "alpha-room-stress"):
-        assert (await token(asgi, "alpha-room", identity)).status_code == 200
-        session_id = await start(asgi, "alpha-room", identity)
-        assert_error(await token(asgi, "alpha-room", "someone-else"), 409, "room_busy")
-        await stop(asgi, session_id)
-    # A session ended by the agent side (participant left, host died) releases it too.
-    assert (await token(asgi, "alpha-room", "a")).status_code == 200
-    session_id = await start(asgi, "alpha-room", "a")
-    assert await session_store.mark_ended(session_id, EndReason.PARTICIPANT_LEFT)
-    assert (await token(asgi, "alpha-room", "b")).status_code == 200
+        assert (await token(api, "alpha-room", identity)).status_code == 200
+        session_id = await start(api, "alpha-room", identity)
+        assert_error(await token(api, "alpha-room", "someone-else"), 409, "room_busy")
+        await stop(api, session_id)
+    # A session ended by the agent side (here: the person left the room) releases it too.
+    assert (await token(api, "alpha-room", "a")).status_code == 200
+    session_id = await start(api, "alpha-room", "a")
+    socket = await open_socket(f"/ws/transcript/{session_id}")
+    gateway.rooms["alpha-room"].person_leaves()
+    ended = await receive_until(socket, lambda m: m.get("event") == "session_ended")
+    assert ended[-1] == {"event": "session_ended", "reason": "participant_left"}
+    assert (await token(api, "alpha-room", "b")).status_code == 200
 
 
-async def test_a_claim_lapses_with_the_token_lifetime(asgi, settings) -> None:
+async def test_a_claim_lapses_with_the_token_lifetime(api, settings) -> None:
     settings.LIVEKIT_TOKEN_TTL_SECONDS = 600
-    assert (await token(asgi, "room-z", "alice")).status_code == 200
+    assert (await token(api, "room-z", "alice")).status_code == 200
     claim = await RoomClaim.objects.aget(room="room-z")
     assert timedelta(seconds=599) < claim.expires_at - claim.claimed_at <= timedelta(seconds=600)
-    assert_error(await token(asgi, "room-z", "bob"), 403, "room_taken")
+    assert_error(await token(api, "room-z", "bob"), 403, "room_taken")
     await RoomClaim.objects.filter(pk=claim.pk).aupdate(expires_at=timezone.now() - timedelta(seconds=1))
-    assert (await token(asgi, "room-z", "bob")).status_code == 200
-    assert_error(await token(asgi, "room-z", "alice"), 403, "room_taken")  # now it is bob's
+    assert (await token(api, "room-z", "bob")).status_code == 200
+    assert_error(await token(api, "room-z", "alice"), 403, "room_taken")  # now it is bob's
 
 
-async def test_a_failed_start_does_not_keep_the_name(asgi, gateway: FakeLiveKitGateway) -> None:
-    assert (await token(asgi, "room-f", "alice")).status_code == 200
+async def test_a_failed_start_does_not_keep_the_name(api, gateway: FakeLiveKitGateway) -> None:
+    assert (await token(api, "room-f", "alice")).status_code == 200
     gateway.reachable = False
-    assert_error(await asgi.post("/session", json={"room": "room-f", "identity": "alice"}), 503)
+    assert_error(await api.post("/session", json={"room": "room-f", "identity": "alice"}), 503)
     gateway.reachable = True
-    assert (await token(asgi, "room-f", "bob")).status_code == 200
+    assert (await token(api, "room-f", "bob")).status_code == 200
 
 
 # --- bounds on live sessions -------------------------------------------------------------
 
 
-async def test_at_most_two_live_sessions_per_identity(asgi, settings) -> None:
+async def test_at_most_two_live_sessions_per_identity(api, settings) -> None:
     assert settings.VOICE_MAX_SESSIONS_PER_IDENTITY == 2  # the default
-    first, second = [await start(asgi, f"room-{n}", "alice") for n in (1, 2)]
-    refused = await asgi.post("/session", json={"room": "room-3", "identity": "alice"})
+    first, second = [await start(api, f"room-{n}", "alice") for n in (1, 2)]
+    refused = await api.post("/session", json={"room": "room-3", "identity": "alice"})
     error = assert_error(refused, 429, "too_many_sessions")
     assert "at most 2" in error["message"]
     assert not await VoiceSession.objects.filter(room="room-3").aexists()  # nothing left behind
-    other = await start(asgi, "room-3", "bob")  # other identities are not affected
-    await stop(asgi, first)  # an ended session no longer counts
-    third = await start(asgi, "room-4", "alice")
+    other = await start(api, "room-3", "bob")  # other identities are not affected
+    await stop(api, first)  # an ended session no longer counts
+    third = await start(api, "room-4", "alice")
     for session_id in (second, other, third):
-        await stop(asgi, session_id)
+        await stop(api, session_id)
 
 
-async def test_live_sessions_per_client_ip_are_bounded_and_the_ip_is_stored(asgi, settings) -> None:
+async def test_live_sessions_per_client_ip_are_bounded_and_the_ip_is_stored(api, settings) -> None:
     settings.VOICE_MAX_SESSIONS_PER_IP = 2
-    ids = [await start(asgi, f"room-{n}", f"user-{n}") for n in (1, 2)]
+    ids = [await start(api, f"room-{n}", f"user-{n}") for n in (1, 2)]
     assert {s.client_ip async for s in VoiceSession.objects.all()} == {"127.0.0.1"}
-    assert_error(await asgi.post("/session", json={"room": "room-3", "identity": "user-3"}), 429, "too_many_sessions")
+    assert_error(await api.post("/session", json={"room": "room-3", "identity": "user-3"}), 429, "too_many_sessions")
     transport = httpx.ASGITransport(app=application, client=("192.0.2.7", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as elsewhere:
         ids.append(await start(elsewhere, "room-3", "user-3"))  # another address: its own bound
     assert (await VoiceSession.objects.aget(room="room-3")).client_ip == "192.0.2.7"
     for session_id in ids:
-        await stop(asgi, session_id)
+        await stop(api, session_id)
 
 
 async def test_the_bounds_live_in_the_service_code_not_the_view(settings) -> None:

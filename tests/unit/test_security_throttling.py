@@ -4,6 +4,7 @@ rates from settings, 429 `rate_limited` with Retry-After, counters in Django's c
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -16,13 +17,10 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from app.voice.http.throttling import SessionRateThrottle, TokenRateThrottle
-from tests.unit.api_fixtures import JSON, assert_error
-from tests.unit.test_settings import PRODUCTION, load_settings
+from app.voice.http.throttling import TokenRateThrottle
+from tests.unit.support import JSON, PRODUCTION, ROOT, assert_error, load_settings
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -43,8 +41,7 @@ def bad_session(client: APIClient, **extra: str):
     return client.post("/session", "{}", content_type=JSON, **extra)
 
 
-def test_token_budget_per_ip_then_429_rate_limited_with_retry_after() -> None:
-    client = APIClient()
+def test_token_budget_per_ip_then_429_rate_limited_with_retry_after(client: APIClient) -> None:
     assert [token(client, n).status_code for n in range(3)] == [200, 200, 200]
     refused = token(client, 3)
     error = assert_error(refused, 429, "rate_limited")
@@ -54,8 +51,7 @@ def test_token_budget_per_ip_then_429_rate_limited_with_retry_after() -> None:
     assert token(client, 4, REMOTE_ADDR="10.0.0.2").status_code == 200
 
 
-def test_token_and_session_budgets_are_separate_scopes() -> None:
-    client = APIClient()
+def test_token_and_session_budgets_are_separate_scopes(client: APIClient) -> None:
     for n in range(3):
         assert token(client, n).status_code == 200
     assert_error(token(client, 9), 429, "rate_limited")
@@ -64,11 +60,9 @@ def test_token_and_session_budgets_are_separate_scopes() -> None:
     refused = bad_session(client)
     assert_error(refused, 429, "rate_limited")
     assert refused["Retry-After"].isdigit()
-    # GET/DELETE /session/{id} (the Stop button, page-leave cleanup) are not throttled.
-    assert_error(client.delete("/session/00000000-0000-4000-8000-000000000000"), 404, "not_found")
 
 
-def test_the_budget_refills_when_the_window_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_budget_refills_when_the_window_passes(client: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
     class Clock:  # DRF's throttles read time through their `timer` attribute
         now = 1_000_000.0
 
@@ -77,7 +71,6 @@ def test_the_budget_refills_when_the_window_passes(monkeypatch: pytest.MonkeyPat
 
     clock = Clock()
     monkeypatch.setattr(TokenRateThrottle, "timer", clock)
-    client = APIClient()
     for n in range(3):
         assert token(client, n).status_code == 200
     assert token(client, 3)["Retry-After"] == "60"
@@ -87,9 +80,8 @@ def test_the_budget_refills_when_the_window_passes(monkeypatch: pytest.MonkeyPat
     assert token(client, 3).status_code == 200
 
 
-def test_rates_come_from_settings_and_off_means_unlimited(settings) -> None:
+def test_rates_come_from_settings_and_off_means_unlimited(client: APIClient, settings) -> None:
     settings.VOICE_TOKEN_RATE = None
-    client = APIClient()
     assert all(token(client, n).status_code == 200 for n in range(10))
     settings.VOICE_TOKEN_RATE = "1/hour"
     cache.clear()
@@ -99,16 +91,15 @@ def test_rates_come_from_settings_and_off_means_unlimited(settings) -> None:
     assert 3500 < int(refused["Retry-After"]) <= 3600
 
 
-def test_x_forwarded_for_is_ignored_without_trusted_proxies() -> None:
-    client = APIClient()
+def test_x_forwarded_for_is_ignored_without_trusted_proxies(client: APIClient) -> None:
     for n in range(3):  # a client forging a new X-Forwarded-For each time gains nothing
         assert token(client, n, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code == 200
     assert_error(token(client, 3, HTTP_X_FORWARDED_FOR="203.0.113.99"), 429, "rate_limited")
 
 
-def test_behind_one_trusted_proxy_the_client_is_the_address_it_appended(settings) -> None:
+def test_behind_one_trusted_proxy_the_client_is_the_address_it_appended(client: APIClient, settings) -> None:
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
-    client = APIClient()  # REMOTE_ADDR 127.0.0.1: the proxy
+    # REMOTE_ADDR 127.0.0.1 (the test client's): the proxy
     for n in range(3):  # the forged left-hand entries differ; the proxy's entry does not
         assert token(client, n, HTTP_X_FORWARDED_FOR=f"6.6.6.{n}, 198.51.100.7").status_code == 200
     assert_error(token(client, 3, HTTP_X_FORWARDED_FOR="198.51.100.7"), 429, "rate_limited")
@@ -117,17 +108,34 @@ def test_behind_one_trusted_proxy_the_client_is_the_address_it_appended(settings
     assert token(client, 5, HTTP_X_FORWARDED_FOR="not an ip").status_code == 200
 
 
-def test_throttles_declared_on_the_views() -> None:
-    from app.voice.http.views import SessionCreateView, SessionDetailView, TokenView
+NO_SESSION = "/session/00000000-0000-4000-8000-000000000000"
+# Every other endpoint, and what it answers here: none of them may ever say 429.
+UNTHROTTLED = [
+    ("get", NO_SESSION, 404),
+    ("delete", NO_SESSION, 404),  # the Stop button and page-leave cleanup must always get through
+    ("get", "/transcripts", 200),
+    ("get", "/transcripts/00000000-0000-4000-8000-000000000000", 404),
+    ("get", "/healthz", 200),
+    ("get", "/readyz", 200),
+    ("get", "/openapi.json", 200),
+]
 
-    assert TokenView.throttle_classes == [TokenRateThrottle]
-    assert SessionCreateView.throttle_classes == [SessionRateThrottle]
-    assert (TokenRateThrottle.scope, SessionRateThrottle.scope) == ("token", "session")
-    assert SessionDetailView.throttle_classes == []
+
+def test_only_token_and_session_creation_are_throttled(client: APIClient, settings) -> None:
+    settings.VOICE_TOKEN_RATE = "1/min"
+    settings.VOICE_SESSION_RATE = "1/min"
+    assert token(client, 0).status_code == 200
+    assert_error(token(client, 1), 429, "rate_limited")
+    assert bad_session(client).status_code == 400
+    assert_error(bad_session(client), 429, "rate_limited")
+    # Both budgets are spent; every other endpoint still answers, however often it is asked.
+    for method, path, status in UNTHROTTLED:
+        answers = [getattr(client, method)(path).status_code for _ in range(3)]
+        assert answers == [status] * 3, (method, path, answers)
 
 
-def test_schema_declares_429_and_403_for_token_and_session() -> None:
-    paths = APIClient().get("/openapi.json").json()["paths"]
+def test_schema_declares_429_and_403_for_token_and_session(client: APIClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
     assert {"403", "409", "429"} <= set(paths["/token"]["get"]["responses"])
     assert {"403", "409", "429"} <= set(paths["/session"]["post"]["responses"])
 
@@ -142,8 +150,6 @@ def test_production_defaults_and_cache_settings() -> None:
     def run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         return load_settings(env, probe)
 
-    import json
-
     prod = json.loads(run(PRODUCTION).stdout)
     assert prod == ["60/min", "20/min", 2, 10, 0, "django.core.cache.backends.redis.RedisCache",
                     PRODUCTION["REDIS_URL"]]
@@ -156,7 +162,9 @@ def test_production_defaults_and_cache_settings() -> None:
     for bad in ("lots", "10", "10/week", "-1/min", "1.5/min"):
         result = run({**PRODUCTION, "VOICE_SESSION_RATE": bad})
         assert result.returncode != 0 and "VOICE_SESSION_RATE must look like" in result.stderr
-    assert load_settings({"VOICE_MAX_SESSIONS_PER_IP": "0"}).returncode != 0
+    refused = load_settings({"VOICE_MAX_SESSIONS_PER_IP": "0"})
+    assert refused.returncode != 0
+    assert refused.stderr.splitlines()[-1].endswith("VOICE_MAX_SESSIONS_PER_IP must be between 1 and 100000")
 
 
 # --- shared across processes: the counters live in Redis when REDIS_URL is set ----------
@@ -198,7 +206,9 @@ for address in ("127.0.0.1", "10.9.9.9"):
 """
 
 
-def test_another_process_sharing_redis_sees_the_same_budget(settings, redis_url: str) -> None:
+def test_another_process_sharing_redis_sees_the_same_budget(
+    client: APIClient, settings, redis_url: str
+) -> None:
     settings.CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -207,7 +217,6 @@ def test_another_process_sharing_redis_sees_the_same_budget(settings, redis_url:
         }
     }
     try:
-        client = APIClient()
         for n in range(3):
             assert token(client, n).status_code == 200
         assert_error(token(client, 3), 429, "rate_limited")

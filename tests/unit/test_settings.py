@@ -9,29 +9,14 @@ so this test process's settings module is never touched.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from rest_framework.test import APIClient
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.unit.support import PRODUCTION, load_settings
+
 FLASK_ORIGIN = "http://127.0.0.1:5000"
 
-PRODUCTION = {
-    "DJANGO_ENV": "production",
-    "DJANGO_SECRET_KEY": "prod-secret-key-value-0123456789",
-    "DJANGO_ALLOWED_HOSTS": "voice.example.com, api.voice.example.com",
-    "LIVEKIT_URL": "wss://livekit.example.com",
-    "LIVEKIT_API_KEY": "APIprodkey0123",
-    "LIVEKIT_API_SECRET": "prod-livekit-secret-0123456789",
-    "OPENAI_API_KEY": "sk-" + "prod" * 8,  # shaped like an OpenAI key, not one
-    "CORS_ORIGINS": "http://evil.example:5000",
-    "DATABASE_URL": "postgres://voice:pw-0123456789@db.internal:5432/voice",
-    "REDIS_URL": "redis://redis.internal:6379/0",
-}
 REQUIRED_IN_PRODUCTION = [
     "DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "LIVEKIT_URL", "LIVEKIT_API_KEY",
     "LIVEKIT_API_SECRET", "OPENAI_API_KEY",
@@ -43,16 +28,8 @@ PROBE = (
 )
 
 
-def load_settings(env: dict[str, str], probe: str = PROBE) -> subprocess.CompletedProcess[str]:
-    """Import the settings in a fresh interpreter with exactly `env`, and run `probe` there."""
-    clean = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
-    )
-
-
 def settings_of(env: dict[str, str]) -> dict:
-    result = load_settings(env)
+    result = load_settings(env, PROBE)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -107,8 +84,7 @@ def test_a_bad_environment_name_is_refused() -> None:
 
 # CORS in the running (development) app: the Flask origin gets the headers, others do not.
 @pytest.mark.django_db
-def test_cors_allows_the_flask_origin_including_preflight() -> None:
-    client = APIClient()
+def test_cors_allows_the_flask_origin_including_preflight(client: APIClient) -> None:
     response = client.get("/healthz", HTTP_ORIGIN=FLASK_ORIGIN)
     assert response["Access-Control-Allow-Origin"] == FLASK_ORIGIN
     preflight = client.options(
@@ -124,8 +100,9 @@ def test_cors_allows_the_flask_origin_including_preflight() -> None:
 
 
 @pytest.mark.django_db
-def test_cors_gives_nothing_to_other_origins_and_to_everyone_when_locked_down(settings) -> None:
-    client = APIClient()
+def test_cors_gives_nothing_to_other_origins_and_to_everyone_when_locked_down(
+    client: APIClient, settings
+) -> None:
     assert "Access-Control-Allow-Origin" not in client.get("/healthz", HTTP_ORIGIN="http://evil.example")
     settings.CORS_ALLOWED_ORIGINS = []  # what production sets
     assert "Access-Control-Allow-Origin" not in client.get("/healthz", HTTP_ORIGIN=FLASK_ORIGIN)

@@ -20,9 +20,15 @@ from app.voice.sessions import store as session_store
 from app.voice.sessions.ending import end_session
 from app.voice.sessions.groups import transcript_group
 from app.voice.sessions.info import SessionInfo
-from tests.unit.conftest import ORIGIN
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+UNSUPPORTED_FRAME = {
+    "error": {
+        "code": "unsupported_frame",
+        "message": 'This socket only sends; the only accepted frame is {"type": "ping"}.',
+    }
+}
 
 
 async def live_session(room: str = "room-1") -> VoiceSession:
@@ -100,7 +106,7 @@ async def test_late_subscriber_gets_earlier_finals_with_seq_then_live_ones_witho
     assert [m["seq"] for m in [await late.receive_json_from(timeout=5) for _ in range(2)]] == [1, 3]
     await end_session(SessionInfo(str(session.id), session.room, session.identity), EndReason.DELETED)
     for client in (socket, late):
-        assert await client.receive_json_from(timeout=5) == messages.session_ended("deleted")
+        assert await client.receive_json_from(timeout=5) == {"event": "session_ended", "reason": "deleted"}
         assert await closed_with(client) == 1000
 
 
@@ -126,9 +132,7 @@ async def test_bad_client_frames_get_an_error_frame_and_the_socket_lives_on(open
     session = await live_session()
     socket = await open_socket(f"/ws/transcript/{session.id}")
     await socket.send_input({"type": "websocket.receive", **frame})
-    reply = await socket.receive_json_from(timeout=5)
-    assert reply == messages.error_body(reply["error"]["code"], reply["error"]["message"])
-    assert reply["error"]["code"] == "unsupported_frame"
+    assert await socket.receive_json_from(timeout=5) == UNSUPPORTED_FRAME
     # Still serving: ping answers, and live messages still arrive.
     await socket.send_json_to({"type": "ping"})
     assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
@@ -152,10 +156,18 @@ async def test_the_socket_closes_after_session_ended_and_cannot_reopen(open_sock
     assert await closed_with(again) == close_codes.SESSION_ENDED
 
 
-async def test_unknown_path_with_a_foreign_origin_is_refused_at_the_handshake() -> None:
-    socket = WebsocketCommunicator(application, "/ws/nope", headers=[(b"origin", b"http://evil.example")])
-    connected, _ = await socket.connect()
+@pytest.mark.parametrize("path", ["/ws/nope", "/ws/transcript/{session_id}"])
+async def test_a_foreign_origin_is_refused_at_the_handshake(open_socket, path: str) -> None:
+    session = await live_session()
+    path = path.format(session_id=session.id)
+    foreign = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://evil.example")])
+    connected, _ = await foreign.connect()
     assert not connected
-    await socket.disconnect()
-    # The allowed origin is the one the fixtures use.
-    assert ORIGIN[1].startswith(b"http://127.0.0.1")
+    await foreign.disconnect()
+    # The same path from the UI's origin gets past the handshake.
+    socket = await open_socket(path)
+    await socket.send_json_to({"type": "ping"})
+    if path == "/ws/nope":
+        assert await closed_with(socket) == close_codes.UNKNOWN_SESSION
+    else:
+        assert await socket.receive_json_from(timeout=5) == {"type": "pong"}

@@ -1,0 +1,79 @@
+"""Helpers shared by the unit tests (fixtures live in conftest.py; test modules import
+helpers from here, never from each other or from conftest)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from channels.testing import WebsocketCommunicator
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+# Real English speech, 16 kHz mono 16-bit, no padding (see tests/data/README.md).
+SPEECH_WAV = DATA / "hello-agent-16k.wav"
+
+JSON = "application/json"
+# The Origin header of the Flask UI in development: the only one the WebSocket accepts.
+ORIGIN = (b"origin", b"http://127.0.0.1:5000")
+
+
+async def receive_until(
+    socket: WebsocketCommunicator, predicate: Callable[[dict], bool], timeout: float = 15.0
+) -> list[dict]:
+    """Collect messages until one satisfies `predicate` (returned list includes it)."""
+    received: list[dict] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await socket.receive_json_from(timeout=timeout)
+            received.append(message)
+            if predicate(message):
+                return received
+
+
+def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    """The one error shape: JSON `{"error": {"code", "message"}}`, no internals."""
+    assert response.status_code == status, (response.status_code, response.content[:500])
+    assert response.headers["Content-Type"].startswith(JSON), response.headers["Content-Type"]
+    text = response.content.decode()
+    assert "Traceback" not in text and 'File "' not in text
+    body = json.loads(text)
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert {"code", "message"} <= set(error), error
+    assert isinstance(error["code"], str) and error["code"].replace("_", "").isalpha()
+    assert error["code"] == error["code"].lower()
+    assert isinstance(error["message"], str) and error["message"]
+    if code is not None:
+        assert error["code"] == code, error
+    return error
+
+
+# Settings of a production deployment: every required variable, and values to look for.
+PRODUCTION = {
+    "DJANGO_ENV": "production",
+    "DJANGO_SECRET_KEY": "prod-secret-key-value-0123456789",
+    "DJANGO_ALLOWED_HOSTS": "voice.example.com, api.voice.example.com",
+    "LIVEKIT_URL": "wss://livekit.example.com",
+    "LIVEKIT_API_KEY": "APIprodkey0123",
+    "LIVEKIT_API_SECRET": "prod-livekit-secret-0123456789",
+    "OPENAI_API_KEY": "sk-" + "prod" * 8,  # shaped like an OpenAI key, not one
+    "CORS_ORIGINS": "http://evil.example:5000",
+    "DATABASE_URL": "postgres://voice:pw-0123456789@db.internal:5432/voice",
+    "REDIS_URL": "redis://redis.internal:6379/0",
+}
+
+
+def load_settings(env: dict[str, str], probe: str = "import app.settings") -> subprocess.CompletedProcess[str]:
+    """Import the settings in a fresh interpreter with exactly `env`, and run `probe` there
+    (this test process's own settings module is never touched)."""
+    clean = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )
