@@ -20,7 +20,8 @@ application = with_lifespan(
     ProtocolTypeRouter(
         {
             "http": django_http,
-            "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+            # URLRouter's stubs want Channels' own pattern type; these are Django's re_path.
+            "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),  # type: ignore[arg-type]
         }
     )
 )

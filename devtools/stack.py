@@ -22,12 +22,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 LIVEKIT_DEV_KEY, LIVEKIT_DEV_SECRET = "devkey", "secret"
+if sys.platform == "win32":
+    NEW_PROCESS_GROUP = subprocess.CREATE_NEW_PROCESS_GROUP  # so CTRL_BREAK reaches the tree
+else:
+    NEW_PROCESS_GROUP = 0
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def wait_for_http(url: str, *, timeout: float, process: ManagedProcess | None = None) -> None:
@@ -63,13 +68,11 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.log_start = log.tell()
-        kwargs: dict[str, object] = {}
-        if os.name == "nt":
-            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
-        else:
-            kwargs["start_new_session"] = True
+        # A process group of its own (a new session on POSIX), so that stop() reaches the tree.
         self.popen = subprocess.Popen(
-            self.cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, **kwargs
+            self.cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=sys.platform != "win32",
+            creationflags=NEW_PROCESS_GROUP,
         )
         log.close()
         return self
@@ -93,15 +96,15 @@ class ManagedProcess:
         if self.popen is None or self.popen.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            if os.name == "nt":
-                self.popen.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+            if sys.platform == "win32":
+                self.popen.send_signal(signal.CTRL_BREAK_EVENT)
             else:
                 os.killpg(self.popen.pid, signal.SIGTERM)
         try:
             self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                if os.name == "nt":
+                if sys.platform == "win32":
                     self.popen.kill()
                 else:
                     os.killpg(self.popen.pid, signal.SIGKILL)
@@ -227,7 +230,7 @@ class Stack:
         """Stop the first web process (gracefully, or SIGKILL as in a crash) and start it
         again on the same port with the same environment."""
         old = self.processes["backend"]
-        if kill and os.name != "nt":
+        if kill and sys.platform != "win32":
             os.killpg(old.pid, signal.SIGKILL)
             old.popen.wait(10)  # type: ignore[union-attr]
         else:

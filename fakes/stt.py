@@ -13,8 +13,10 @@ import time
 from collections.abc import Sequence
 
 from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr, stt, utils
+from livekit.agents.language import LanguageCode
 from livekit.agents.vad import VAD, VADEvent, VADEventType
 
+ENGLISH = LanguageCode("en")
 DEFAULT_UTTERANCES = ("Hello, can you hear me?", "What can you do for me?", "Thank you, bye.")
 
 
@@ -64,7 +66,7 @@ class ScriptedSTT(stt.STT):
 def _final(text: str, speech_end_time: float | None = None) -> stt.SpeechEvent:
     return stt.SpeechEvent(
         type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-        alternatives=[stt.SpeechData(language="en", text=text, confidence=1.0)],
+        alternatives=[stt.SpeechData(language=ENGLISH, text=text, confidence=1.0)],
         speech_end_time=speech_end_time,
     )
 
@@ -114,7 +116,7 @@ class ScriptedSpeechStream(stt.RecognizeStream):
                     stt.SpeechEvent(
                         type=stt.SpeechEventType.INTERIM_TRANSCRIPT,
                         alternatives=[
-                            stt.SpeechData(language="en", text=" ".join(self._words[:count]))
+                            stt.SpeechData(language=ENGLISH, text=" ".join(self._words[:count]))
                         ],
                     )
                 )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from app.voice.agent.host import get_host
@@ -19,7 +18,7 @@ from app.voice.models import EndReason, VoiceSession
 from app.voice.sessions import store
 from app.voice.sessions.ending import end_session
 from app.voice.sessions.errors import AgentStartFailed
-from app.voice.sessions.groups import control_group
+from app.voice.sessions.groups import channel_layer, control_group
 from app.voice.sessions.info import SessionInfo
 
 log = logging.getLogger("app.voice.sessions")
@@ -48,7 +47,7 @@ async def stop_session(session: VoiceSession, reason: EndReason = EndReason.DELE
     """Ask the hosting process to stop the agent and wait for it; end the row regardless."""
     if not session.is_live:
         return
-    layer = get_channel_layer()
+    layer = channel_layer()
     reply_to = await layer.new_channel()
     await layer.group_send(
         control_group(session.id), {"type": "session.stop", "reason": reason, "reply_to": reply_to}

@@ -16,7 +16,8 @@ log = logging.getLogger("app.voice.lifespan")
 def with_lifespan(app: Any) -> Any:
     async def application(scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "lifespan":
-            return await app(scope, receive, send)
+            await app(scope, receive, send)
+            return
         sweeping: asyncio.Task[None] | None = None
         while True:
             message = await receive()

@@ -14,11 +14,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from channels.layers import get_channel_layer
-
 from app.voice.contract import messages
 from app.voice.sessions import store
-from app.voice.sessions.groups import transcript_group
+from app.voice.sessions.groups import channel_layer, transcript_group
 
 if TYPE_CHECKING:
     from livekit.agents import AgentSession
@@ -50,7 +48,7 @@ class TranscriptPublisher:
         await self._task
 
     async def _run(self) -> None:
-        layer = get_channel_layer()
+        layer = channel_layer()
         group = transcript_group(self.session_id)
         while (message := await self._queue.get()) is not None:
             self._seq += 1
@@ -75,7 +73,7 @@ def attach(session: AgentSession, publish: Callable[[messages.Message], None]) -
 
     def on_item_added(ev: ConversationItemAddedEvent) -> None:
         item = ev.item
-        if getattr(item, "type", None) == "message" and item.role == "assistant":
+        if item.type == "message" and item.role == "assistant":
             text = item.text_content or ""
             if text.strip():
                 publish(messages.transcript("agent", text, final=True))

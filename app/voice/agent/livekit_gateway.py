@@ -127,7 +127,7 @@ class LiveKitGateway:
 
 @functools.cache
 def get_gateway() -> LiveKitGateway:
-    cls = import_string(settings.LIVEKIT_GATEWAY)
+    cls: type[LiveKitGateway] = import_string(settings.LIVEKIT_GATEWAY)
     return cls(
         url=settings.LIVEKIT_URL,
         public_url=settings.LIVEKIT_PUBLIC_URL,

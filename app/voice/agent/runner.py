@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 from livekit.agents import Agent, AgentSession, CloseEvent, CloseReason, utils
 
@@ -21,7 +20,7 @@ from app.voice.agent.providers import build_providers
 from app.voice.models import EndReason
 from app.voice.sessions import store
 from app.voice.sessions.ending import end_session
-from app.voice.sessions.groups import control_group
+from app.voice.sessions.groups import channel_layer, control_group
 from app.voice.sessions.info import SessionInfo
 
 log = logging.getLogger("app.voice.agent")
@@ -115,7 +114,7 @@ class AgentRun:
 
     async def _listen_for_control(self) -> None:
         """Stop requests reach us through the channel layer, from any process."""
-        layer = get_channel_layer()
+        layer = channel_layer()
         self._control_channel = await layer.new_channel()
         await layer.group_add(control_group(self.info.session_id), self._control_channel)
 
@@ -169,7 +168,7 @@ class AgentRun:
         finally:
             await end_session(self.info, reason)
             self.ended.set()
-            layer = get_channel_layer()
+            layer = channel_layer()
             for reply_to in self._stop_replies:
                 await layer.send(reply_to, {"type": "session.stopped"})
 
@@ -179,7 +178,7 @@ class AgentRun:
                 await utils.aio.cancel_and_wait(timer)
         if self._control_task is not None:
             await utils.aio.cancel_and_wait(self._control_task)
-            await get_channel_layer().group_discard(
+            await channel_layer().group_discard(
                 control_group(self.info.session_id), self._control_channel
             )
         if self.session is not None:

@@ -1,5 +1,7 @@
 """Input validation and output shapes for the HTTP API."""
 
+import re
+
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
@@ -12,6 +14,8 @@ class FullMatchValidator(RegexValidator):
 
     The pattern stays ECMA-compatible for the OpenAPI schema; the match is `fullmatch`.
     """
+
+    regex: re.Pattern[str]  # RegexValidator compiles the pattern it is given
 
     def __call__(self, value: object) -> None:
         if not isinstance(value, str) or not self.regex.fullmatch(value):

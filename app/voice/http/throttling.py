@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from typing import NoReturn
 
 from django.conf import settings
 from rest_framework import exceptions
@@ -34,7 +35,8 @@ class ClientIPRateThrottle(SimpleRateThrottle):
     rate_setting = ""
 
     def get_rate(self) -> str | None:
-        return getattr(settings, self.rate_setting)
+        rate: str | None = getattr(settings, self.rate_setting)
+        return rate
 
     def get_cache_key(self, request: Request, view: object) -> str:
         return self.cache_format % {"scope": self.scope, "ident": client_ip(request) or "unknown"}
@@ -53,7 +55,7 @@ class SessionRateThrottle(ClientIPRateThrottle):
 class RateLimitedMixin:
     """For APIViews: a throttled request is 429 `rate_limited` with a Retry-After header."""
 
-    def throttled(self, request: Request, wait: float | None) -> None:
+    def throttled(self, request: Request, wait: float | None) -> NoReturn:
         raise exceptions.Throttled(
             wait=max(1, math.ceil(wait or 1)),
             detail="Too many requests from your address.",

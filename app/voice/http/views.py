@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, status
@@ -41,6 +40,7 @@ from app.voice.http.throttling import (
 )
 from app.voice.models import VoiceSession
 from app.voice.sessions import store
+from app.voice.sessions.groups import channel_layer
 
 
 def _get_session_or_404(raw_id: str) -> VoiceSession:
@@ -137,7 +137,7 @@ class HistoryPagination(LimitOffsetPagination):
             raise exceptions.ValidationError({name: [f"Must be a whole number, {bound}."]})
         return int(raw)
 
-    def get_schema_operation_parameters(self, view: object) -> list[dict]:
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict]:
         parameters = super().get_schema_operation_parameters(view)
         bounds = {self.limit_query_param: (1, self.max_limit), self.offset_query_param: (0, None)}
         for parameter in parameters:
@@ -201,7 +201,7 @@ async def _ping_livekit() -> None:
 
 
 async def _ping_channel_layer() -> None:
-    layer = get_channel_layer()
+    layer = channel_layer()
     channel = await layer.new_channel()
     await layer.send(channel, {"type": "ping"})
     await asyncio.wait_for(layer.receive(channel), 2.0)

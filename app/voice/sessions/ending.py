@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import logging
 
-from channels.layers import get_channel_layer
-
 from app.voice.contract import messages
 from app.voice.models import EndReason
 from app.voice.sessions import store
-from app.voice.sessions.groups import transcript_group
+from app.voice.sessions.groups import channel_layer, transcript_group
 from app.voice.sessions.info import SessionInfo
 
 log = logging.getLogger("app.voice.sessions")
@@ -24,7 +22,7 @@ async def end_session(info: SessionInfo, reason: EndReason) -> None:
         "session.ended",
         extra={"session_id": info.session_id, "room": info.room, "reason": str(reason)},
     )
-    await get_channel_layer().group_send(
+    await channel_layer().group_send(
         transcript_group(info.session_id),
         {"type": "session.ended", "message": messages.session_ended(str(reason))},
     )

@@ -1,6 +1,17 @@
-"""Channel-layer group names, shared by whoever sends and whoever listens."""
+"""The channel layer and its group names, shared by whoever sends and whoever listens."""
 
 from uuid import UUID
+
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
+
+
+def channel_layer() -> BaseChannelLayer:
+    """The default channel layer (settings always configure one: in memory, or Redis)."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise ImproperlyConfigured("CHANNEL_LAYERS has no default layer")
+    return layer
 
 
 def transcript_group(session_id: str | UUID) -> str:

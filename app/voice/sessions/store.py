@@ -143,5 +143,5 @@ def save_final_transcript(session_id: UUID | str, seq: int, role: str, text: str
 
 
 @sync_to_async
-def final_transcripts(session_id: UUID | str) -> list[TranscriptEntry]:
+def final_transcripts(session_id: UUID) -> list[TranscriptEntry]:
     return list(TranscriptEntry.objects.filter(session_id=session_id).order_by("seq"))

@@ -7,7 +7,7 @@ then forward group messages until the session ends. Close codes: app.voice.contr
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -39,15 +39,14 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
             code = close_codes.UNKNOWN_SESSION if session is None else close_codes.SESSION_ENDED
             return await self.close(code)
         for entry in await store.final_transcripts(session_id):
-            await self._forward(
-                messages.with_seq(messages.transcript(entry.role, entry.text, final=True), entry.seq)
-            )
+            role = cast(messages.Role, entry.role)  # the bridge saved it from a message
+            await self._forward(messages.with_seq(messages.transcript(role, entry.text, final=True), entry.seq))
 
     async def disconnect(self, code: int) -> None:
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         """The socket is server-to-client; answer anything else with an error frame."""
         frame = None
         if text_data is not None and len(text_data) <= MAX_CLIENT_FRAME_CHARS:
@@ -85,5 +84,5 @@ class UnknownPathConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         await self.close(close_codes.UNKNOWN_SESSION)
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
         return None  # closed already; a frame racing the close is dropped
