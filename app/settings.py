@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -131,7 +132,7 @@ CORS_ALLOW_METHODS = ["GET", "POST", "DELETE", "OPTIONS"]
 # A 429's Retry-After tells the page how long to wait; cross-origin it must be exposed.
 CORS_EXPOSE_HEADERS = ["Retry-After"]
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     # The API is anonymous: no session auth, so no CSRF token dance for the browser flow.
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],

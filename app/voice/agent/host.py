@@ -17,7 +17,6 @@ import json
 import logging
 from typing import Protocol
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.signals import setting_changed
 
@@ -25,6 +24,7 @@ from app.voice.agent.livekit_gateway import get_gateway
 from app.voice.agent.providers import shared_vad
 from app.voice.agent.runner import AgentRun
 from app.voice.models import EndReason
+from app.voice.sessions.groups import channel_layer
 from app.voice.sessions.info import SessionInfo
 
 log = logging.getLogger("app.voice.host")
@@ -77,7 +77,7 @@ class DispatchHost:
     """Agents live in worker processes registered with LiveKit; this process only asks."""
 
     async def start(self, info: SessionInfo) -> None:
-        layer = get_channel_layer()
+        layer = channel_layer()
         reply_to = await layer.new_channel()
         metadata = json.dumps({"session_id": info.session_id, "reply_to": reply_to})
         loop = asyncio.get_running_loop()

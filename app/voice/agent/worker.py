@@ -22,7 +22,6 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
 django.setup()
 
-from channels.layers import get_channel_layer  # noqa: E402
 from django.conf import settings  # noqa: E402
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess, cli  # noqa: E402
 
@@ -32,6 +31,7 @@ from app.voice.agent.runner import AgentRun  # noqa: E402
 from app.voice.models import EndReason  # noqa: E402
 from app.voice.sessions import store  # noqa: E402
 from app.voice.sessions.ending import end_session  # noqa: E402
+from app.voice.sessions.groups import channel_layer  # noqa: E402
 from app.voice.sessions.info import SessionInfo  # noqa: E402
 
 log = logging.getLogger("app.voice.worker")
@@ -60,7 +60,7 @@ async def entrypoint(ctx: JobContext) -> None:
     request = json.loads(ctx.job.metadata or "{}")
     reply_to = request.get("reply_to")
     session_id = str(request.get("session_id", ""))
-    layer = get_channel_layer()
+    layer = channel_layer()
     # Claim the session (created → running) so that a repeated dispatch, or one for a
     # session that already ended, starts no second agent.
     claimed = store.parse_session_id(session_id) is not None and await store.mark_running(session_id)

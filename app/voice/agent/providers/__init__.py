@@ -39,7 +39,8 @@ ProviderBuilder = Callable[[SessionInfo], ProviderSet]
 
 @functools.cache
 def _builder(path: str) -> ProviderBuilder:
-    return import_string(BUILTIN_SETS.get(path, path))
+    builder: ProviderBuilder = import_string(BUILTIN_SETS.get(path, path))
+    return builder
 
 
 def build_providers(info: SessionInfo) -> ProviderSet:
