@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 from devtools import locks, setup
 from devtools.stack import ROOT, StackConfig, running_stack
@@ -17,6 +18,7 @@ LINTED = ["app", "ui", "fakes", "devtools", "tests", "bench"]
 # lint-imports (its console script, run with this interpreter on every platform); it reads
 # its contracts from pyproject.toml ([tool.importlinter]).
 LINT_IMPORTS = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+# The type checker reads its file list and settings from pyproject.toml ([tool.mypy]).
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -72,12 +74,14 @@ def _tool(*cmd: str) -> bool:
 
 
 def lint() -> int:
-    """ruff, the import layers and the lock files; the number that failed."""
+    """ruff, the import layers, the type checker and the lock files; the number that failed."""
     failures = 0
     setup.step("lint: ruff")
     failures += not _tool(sys.executable, "-m", "ruff", "check", *LINTED)
     setup.step("lint: import layers (lint-imports)")
     failures += not _tool(sys.executable, "-c", LINT_IMPORTS)
+    setup.step("lint: types (mypy)")
+    failures += not _tool(sys.executable, "-m", "mypy")
     setup.step("lint: lock files match pyproject.toml")
     problems = locks.check()
     for problem in problems:
@@ -129,8 +133,9 @@ def main() -> int:
     p.add_argument("--upgrade", action="store_true", help="take the newest versions the ranges allow")
     p.set_defaults(func=cmd_lock)
     args = parser.parse_args()
+    command: Callable[[argparse.Namespace], int] = args.func
     try:
-        return args.func(args)
+        return command(args)
     except setup.SetupError as exc:
         print(f"setup: {exc}", file=sys.stderr)
         return 2
