@@ -201,6 +201,33 @@ def test_phone_width_and_scroll_that_respects_the_reader(browser: Browser, stack
         context.close()
 
 
+def test_stop_while_connecting_cancels_the_start(page: Page, stack: Stack, api: Api) -> None:
+    room = unique("cancel")
+    page.goto(f"{stack.ui_url}/chat?room={room}")
+    status = page.locator("#status")
+    # Hold POST /session: the page is connected to LiveKit, its mic on, waiting for the agent.
+    held = hold_requests(page, lambda request: request.method == "POST" and request.url.endswith("/session"))
+    page.get_by_role("button", name="Start").click()
+    expect(status).to_have_text("Inviting the agent…", timeout=30_000)
+    # Each evaluate gives Playwright a turn to run the route handler that holds the request.
+    wait_until(lambda: page.evaluate("true") and held, 10, "the session request to be held")
+    page.get_by_role("button", name="Stop").click()
+    expect(status).to_have_attribute("data-state", "idle", timeout=20_000)
+    page.wait_for_function("window.voiceAgent.roomState === 'disconnected'")
+
+    # The request reaches the server after all: the cancelled start deletes what it made.
+    with page.expect_response(lambda r: r.request.method == "DELETE" and "/session/" in r.url) as deleted:
+        release(page, held)
+    session_id = deleted.value.url.rsplit("/", 1)[1]
+    wait_until(lambda: api.get(f"/session/{session_id}")[1]["status"] == "ended", 15, "session ended")
+    session = api.get(f"/session/{session_id}")[1]
+    assert (session["room"], session["end_reason"]) == (room, "deleted")
+    assert page.evaluate("[window.voiceAgent.state, window.voiceAgent.sessionId, window.voiceAgent.errorKind]") == [
+        "idle", None, None]
+    expect(status).to_contain_text("Stopped.")
+    expect(page.get_by_role("alert")).to_be_hidden()
+
+
 def test_session_ended_by_the_server_returns_to_idle(page: Page, stack: Stack, api: Api) -> None:
     page.goto(f"{stack.ui_url}/chat?room={unique('ended')}")
     page.get_by_role("button", name="Start").click()
