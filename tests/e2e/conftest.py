@@ -14,7 +14,7 @@ import pytest
 
 from devtools import setup
 from devtools.stack import ROOT, Stack
-from tests.e2e.support import Api, separate_stack
+from tests.e2e.support import Api, end_live_sessions, separate_stack
 
 ARTIFACTS = ROOT / "artifacts" / "e2e"
 USER_SPEECH = "Hello agent, can you hear me?"
@@ -52,6 +52,19 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any], speech_wa
 def api(stack: Stack) -> Api:
     """The shared stack's backend, as one visitor."""
     return Api(stack.backend_url)
+
+
+@pytest.fixture(autouse=True)
+def no_session_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Whether the test passed or failed, no session it started on the shared stack stays
+    live for the next test (a live session keeps its room busy and its agent running).
+
+    Autouse, so set up before the browser fixtures and torn down after them: the test's
+    pages are closed by then. Tests that do not use the shared stack are left alone."""
+    stack = request.getfixturevalue("stack") if "stack" in request.fixturenames else None
+    yield
+    if stack is not None:
+        end_live_sessions(Api(stack.backend_url))
 
 
 @pytest.hookimpl(wrapper=True)

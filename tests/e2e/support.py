@@ -74,6 +74,22 @@ def wait_until_ended(api: Api, session_id: str, timeout: float) -> tuple[dict[st
     return api.session(session_id), seconds
 
 
+def end_live_sessions(api: Api, timeout: float = 30.0) -> list[str]:
+    """End every session the backend still has live (DELETE is idempotent) and wait until
+    none is; return their ids. For teardown: the next test finds its rooms free."""
+    status, page = api.get("/transcripts?limit=100")
+    assert status == 200, (status, page)
+    live = [session["session_id"] for session in page["results"] if session["status"] != "ended"]
+    for session_id in live:
+        api.delete(f"/session/{session_id}")
+    wait_until(
+        lambda: all(api.session(session_id)["status"] == "ended" for session_id in live),
+        timeout,
+        f"sessions {live} to end",
+    )
+    return live
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 

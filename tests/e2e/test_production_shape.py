@@ -21,8 +21,16 @@ from playwright.sync_api import Page, expect
 from websockets.sync.client import connect
 
 from devtools import setup
-from devtools.stack import Stack
-from tests.e2e.support import ROOM_SCRIPTS, Api, press_start, separate_stack, wait_until, wait_until_ended
+from devtools.stack import Stack, wait_for_log
+from tests.e2e.support import (
+    ROOM_SCRIPTS,
+    Api,
+    end_live_sessions,
+    press_start,
+    separate_stack,
+    wait_until,
+    wait_until_ended,
+)
 
 HEARTBEAT_TIMEOUT = 4.0
 
@@ -40,6 +48,18 @@ def cluster(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         redis_server=setup.redis_server(), backends=2, agent_workers=2, extra_env=env,
     ) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def whole_cluster(cluster: Stack) -> Iterator[None]:
+    """Each test starts with both agent workers up, whatever ran before (some tests stop
+    one), and leaves nothing live, however it ended."""
+    for name, process in cluster.processes.items():
+        if name.startswith("agent-worker") and process.poll() is not None:
+            process.start()  # same command, environment and log file
+            wait_for_log(process, "registered worker", timeout=60)
+    yield
+    end_live_sessions(Api(cluster.backend_url))
 
 
 def post_session(backend_url: str, room: str) -> str:
