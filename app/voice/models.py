@@ -75,6 +75,8 @@ class TranscriptEntry(models.Model):
     seq = models.PositiveIntegerField()
     role = models.CharField(max_length=8)
     text = models.TextField()
+    # An agent line the person cut off by speaking over it.
+    interrupted = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

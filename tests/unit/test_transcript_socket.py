@@ -79,14 +79,15 @@ async def test_late_subscriber_gets_earlier_finals_with_seq_then_live_ones_witho
     open_socket,
 ) -> None:
     session = await live_session()
-    # Finals 1 and 3 happened before this client connected (2 was an interim, not stored).
+    # Finals 1 and 3 happened before this client connected (2 was an interim, not stored);
+    # the person cut the agent's line 1 off, and the replay says so.
     await session_store.save_final_transcript(session.id, 3, "user", "hi there")
-    await session_store.save_final_transcript(session.id, 1, "agent", "Hello!")
+    await session_store.save_final_transcript(session.id, 1, "agent", "Hello!", interrupted=True)
 
     socket = await open_socket(f"/ws/transcript/{session.id}")
     replayed = [await socket.receive_json_from(timeout=5) for _ in range(2)]
     assert replayed == [
-        {"role": "agent", "text": "Hello!", "final": True, "seq": 1},
+        {"role": "agent", "text": "Hello!", "final": True, "interrupted": True, "seq": 1},
         {"role": "user", "text": "hi there", "final": True, "seq": 3},
     ]
 
@@ -98,7 +99,7 @@ async def test_late_subscriber_gets_earlier_finals_with_seq_then_live_ones_witho
     await publish(session.id, messages.with_seq(messages.transcript("agent", "How can I help?", final=True), 5))
     assert await socket.receive_json_from(timeout=5) == {"role": "agent", "event": "speech_started", "seq": 4}
     assert await socket.receive_json_from(timeout=5) == {
-        "role": "agent", "text": "How can I help?", "final": True, "seq": 5
+        "role": "agent", "text": "How can I help?", "final": True, "interrupted": False, "seq": 5
     }
 
     # A second, later subscriber gets the stored finals again, in order; the first gets none twice.

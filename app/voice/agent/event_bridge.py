@@ -56,7 +56,8 @@ class TranscriptPublisher:
             try:
                 if messages.is_final_transcript(message):
                     await store.save_final_transcript(
-                        self.session_id, self._seq, message["role"], message["text"]
+                        self.session_id, self._seq, message["role"], message["text"],
+                        interrupted=message.get("interrupted", False),
                     )
                 await layer.group_send(group, {"type": "transcript.message", "message": numbered})
             except Exception:
@@ -76,7 +77,7 @@ def attach(session: AgentSession, publish: Callable[[messages.Message], None]) -
         if item.type == "message" and item.role == "assistant":
             text = item.text_content or ""
             if text.strip():
-                publish(messages.transcript("agent", text, final=True))
+                publish(messages.transcript("agent", text, final=True, interrupted=item.interrupted))
 
     def on_user_state(ev: UserStateChangedEvent) -> None:
         if event := _speaking_change(ev.old_state, ev.new_state):

@@ -17,13 +17,19 @@ ROLES: tuple[Role, ...] = ("user", "agent")
 Message = dict[str, Any]
 
 
-def transcript(role: Role, text: str, *, final: bool) -> Message:
-    """Interim (user only) or final transcript line."""
+def transcript(role: Role, text: str, *, final: bool, interrupted: bool = False) -> Message:
+    """Interim (user only) or final transcript line. An agent's final also says whether
+    the person cut it off (added key ``interrupted``)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     if role == "agent" and not final:
         raise ValueError("agent transcripts are always final")
-    return {"role": role, "text": text, "final": final}
+    if interrupted and role != "agent":
+        raise ValueError("only the agent's lines can be interrupted")
+    message: Message = {"role": role, "text": text, "final": final}
+    if role == "agent":
+        message["interrupted"] = interrupted
+    return message
 
 
 def speech(role: Role, event: SpeechEvent) -> Message:

@@ -138,8 +138,10 @@ def mark_ended(session_id: UUID | str, reason: EndReason) -> bool:
 
 
 @sync_to_async
-def save_final_transcript(session_id: UUID | str, seq: int, role: str, text: str) -> None:
-    TranscriptEntry.objects.create(session_id=session_id, seq=seq, role=role, text=text)
+def save_final_transcript(
+    session_id: UUID | str, seq: int, role: str, text: str, *, interrupted: bool = False
+) -> None:
+    TranscriptEntry.objects.create(session_id=session_id, seq=seq, role=role, text=text, interrupted=interrupted)
 
 
 @sync_to_async

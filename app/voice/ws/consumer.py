@@ -40,7 +40,8 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
             return await self.close(code)
         for entry in await store.final_transcripts(session_id):
             role = cast(messages.Role, entry.role)  # the bridge saved it from a message
-            await self._forward(messages.with_seq(messages.transcript(role, entry.text, final=True), entry.seq))
+            line = messages.transcript(role, entry.text, final=True, interrupted=entry.interrupted)
+            await self._forward(messages.with_seq(line, entry.seq))
 
     async def disconnect(self, code: int) -> None:
         if self.group:
