@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 
 from app.voice.agent.livekit_gateway import get_gateway
-from app.voice.agent.providers import shared_vad
+from app.voice.agent.providers import prewarm_providers
 from app.voice.agent.runner import AgentRun
 from app.voice.models import EndReason
 from app.voice.sessions.groups import channel_layer
@@ -66,7 +66,7 @@ class InProcessHost:
         await asyncio.gather(*(run.stop(EndReason.SHUTDOWN) for run in runs), return_exceptions=True)
 
     def prewarm(self) -> None:
-        shared_vad()
+        prewarm_providers()
 
 
 # How long to wait for a worker to answer one dispatch before dispatching again.
@@ -102,7 +102,7 @@ class DispatchHost:
         """Nothing to do here: each worker ends its own sessions when it stops."""
 
     def prewarm(self) -> None:
-        """The VAD model is loaded by the workers, not by the web process."""
+        """The models are loaded by the workers, not by the web process."""
 
 
 @functools.cache

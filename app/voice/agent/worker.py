@@ -26,7 +26,7 @@ from django.conf import settings  # noqa: E402
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess, cli  # noqa: E402
 
 from app.voice.agent.livekit_gateway import LiveKitRoom  # noqa: E402
-from app.voice.agent.providers import shared_vad  # noqa: E402
+from app.voice.agent.providers import prewarm_providers  # noqa: E402
 from app.voice.agent.runner import AgentRun  # noqa: E402
 from app.voice.models import EndReason  # noqa: E402
 from app.voice.sessions import store  # noqa: E402
@@ -53,7 +53,7 @@ def session_load(server: AgentServer) -> float:
 
 
 def prewarm(process: JobProcess) -> None:
-    shared_vad()  # load Silero once per job process, before a session needs it
+    prewarm_providers()  # load the models once per job process, before a session needs them
 
 
 async def entrypoint(ctx: JobContext) -> None:

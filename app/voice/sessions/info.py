@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from app.voice.models import VoiceSession
+if TYPE_CHECKING:  # plain data: importable without Django set up (provider sets, benchmarks)
+    from app.voice.models import VoiceSession
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The one seam between the agent pipeline and the services it talks to.
 
-``settings.VOICE_PROVIDERS`` names a provider set ("openai", "fake") or gives a
-dotted path to a builder. The builder is imported lazily and re-read when the
-setting changes, so tests swap sets with ``override_settings``. Production code
+``settings.VOICE_PROVIDERS`` names a provider set ("openai", "local", "fake") or gives
+a dotted path to a builder. The builder is imported lazily and re-read when the
+setting changes, so tests swap sets with ``override_settings``. A set's module may
+define ``prewarm()`` to load its models before the first session. Production code
 never imports ``fakes/``: only this table names it.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -22,6 +24,7 @@ from app.voice.sessions.info import SessionInfo
 
 BUILTIN_SETS = {
     "openai": "app.voice.agent.providers.openai.build",
+    "local": "app.voice.agent.providers.local.build",
     "fake": "fakes.providers.build",
 }
 
@@ -45,6 +48,15 @@ def _builder(path: str) -> ProviderBuilder:
 
 def build_providers(info: SessionInfo) -> ProviderSet:
     return _builder(settings.VOICE_PROVIDERS)(info)
+
+
+def prewarm_providers() -> None:
+    """Load what sessions need before the first one starts: Silero, and the set's own models."""
+    shared_vad()
+    builder = _builder(settings.VOICE_PROVIDERS)
+    prewarm = getattr(import_module(builder.__module__), "prewarm", None)
+    if callable(prewarm):
+        prewarm()
 
 
 @functools.cache
