@@ -10,8 +10,9 @@ from __future__ import annotations
 from django.conf import settings
 
 from app.voice.agent.providers import ProviderSet, shared_vad
+from app.voice.agent.providers.local.decoder_processes import pool
 from app.voice.agent.providers.local.flite_tts import FliteTTS
-from app.voice.agent.providers.local.pocketsphinx_stt import PocketSphinxSTT, decoder_pool
+from app.voice.agent.providers.local.pocketsphinx_stt import PocketSphinxSTT
 from app.voice.agent.providers.local.rule_based_replies import RuleBasedReplies
 from app.voice.sessions.info import SessionInfo
 
@@ -26,5 +27,5 @@ def build(info: SessionInfo) -> ProviderSet:
 
 
 def prewarm() -> None:
-    """Build one decoder ahead of the first speech (it takes about half a second)."""
-    decoder_pool().prewarm(1)
+    """Start one decoder process ahead of the first speech (it takes about half a second)."""
+    pool.prewarm(1)

@@ -21,7 +21,7 @@ INTENTS: tuple[tuple[frozenset[str], str], ...] = (
     (frozenset({"weather", "rain", "sunny"}), "I cannot look up the weather offline, but I hope it is nice."),
     (frozenset({"story", "dragon"}), "Once upon a time a small dragon learned to fly."),
     (frozenset({"name", "who"}), "I am the local voice agent of this page."),
-    (frozenset({"help", "can", "do"}), "I can repeat what you say and answer a few simple questions."),
+    (frozenset({"help"}), "I can repeat what you say and answer a few simple questions."),
     (frozenset({"hello", "hi", "hey"}), "Hello to you too."),
 )
 
