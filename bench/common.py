@@ -73,9 +73,9 @@ def trim_voiced(samples: np.ndarray, rate: int, threshold_dbfs: float = -45.0) -
 
 
 def speech_clip(rate: int = 16000, text: str = USER_SPEECH) -> Clip:
-    from devtools import setup
+    from devtools import speech
 
-    path = setup.speech_wav(text, CACHE / f"speech-{rate}.wav", rate=rate, lead_silence=0, tail_silence=0)
+    path = speech.speech_wav(text, CACHE / f"speech-flite-{rate}.wav", rate=rate, lead=0, tail=0)
     with wave.open(str(path), "rb") as wav:
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
         return Clip(trim_voiced(samples, wav.getframerate()), wav.getframerate())

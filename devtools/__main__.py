@@ -1,4 +1,4 @@
-"""python -m devtools {setup,run,test,lock}: the commands behind dev.sh / dev.ps1."""
+"""python -m devtools {setup,run,test,converse,lock}: the commands behind dev.sh / dev.ps1."""
 
 from __future__ import annotations
 
@@ -33,13 +33,18 @@ def _interrupt(*_: object) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     server = setup.for_run()
-    providers = os.environ.get("VOICE_PROVIDERS") or ("openai" if os.environ.get("OPENAI_API_KEY") else "fake")
+    providers = setup.voice_providers()
     setup.step(f"starting LiveKit, backend and UI (providers: {providers})")
     # Ctrl-C and SIGTERM (e.g. from a process manager) stop everything; SIGINT is set
     # explicitly because a shell starting us in the background leaves it ignored.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
-    config = StackConfig(livekit_server=server, backend_port=args.backend_port, ui_port=args.ui_port)
+    config = StackConfig(
+        livekit_server=server,
+        backend_port=args.backend_port,
+        ui_port=args.ui_port,
+        extra_env={"VOICE_PROVIDERS": providers},
+    )
     with running_stack(config) as stack:
         print(
             f"\n  Voice agent ready:  {stack.ui_url}/chat\n"
@@ -117,6 +122,12 @@ def cmd_test(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_converse(args: argparse.Namespace) -> int:
+    """Scripted conversations in Chromium on a fresh local stack, with a report per turn."""
+    setup.for_tests()
+    return subprocess.call([sys.executable, "-m", "tests.e2e.conversations", *args.conversation_args], cwd=ROOT)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="dev", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,6 +142,9 @@ def main() -> int:
     p.add_argument("--suite", choices=["all", "lint", "unit", "e2e"], default="all")
     p.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
     p.set_defaults(func=cmd_test)
+    p = sub.add_parser("converse", help="play the scripted conversations in Chromium and report each turn")
+    p.add_argument("conversation_args", nargs=argparse.REMAINDER, help="conversation names (default: all), --json FILE")
+    p.set_defaults(func=cmd_converse)
     p = sub.add_parser("lock", help="resolve requirements/*.txt (versions and hashes) from pyproject.toml")
     p.add_argument("--upgrade", action="store_true", help="take the newest versions the ranges allow")
     p.set_defaults(func=cmd_lock)

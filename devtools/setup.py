@@ -130,31 +130,20 @@ def redis_server() -> Path:
     return Path(found)
 
 
-def audio_tools() -> None:
-    """espeak-ng and sox make the fake-microphone speech files for the browser tests."""
-    missing = [tool for tool in ("espeak-ng", "sox") if not shutil.which(tool)]
-    if missing:
-        _apt_install(*missing)
-
-
-def speech_wav(
-    text: str, path: Path, *, rate: int = 48000, lead_silence: float = 2.5, tail_silence: float = 6.0
-) -> Path:
-    """Mono 16-bit speech: a pause, the words, then a pause. The defaults suit Chromium's
-    fake mic, which loops the file: the long tail lets the agent answer before it repeats."""
-    if path.exists():
-        return path
-    audio_tools()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = path.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", "-s", "150", "-w", str(raw), text], check=True)
-    subprocess.run(
-        ["sox", str(raw), "-r", str(rate), "-c", "1", "-b", "16", str(path),
-         "pad", str(lead_silence), str(tail_silence)],
-        check=True,
-    )
-    raw.unlink()
-    return path
+def flite() -> Path:
+    """flite, the speech synthesiser of the offline `local` providers and of the test speech:
+    from PATH, else Debian's package. Elsewhere, say how to get it."""
+    found = shutil.which("flite")
+    if not found and platform.system() == "Linux" and shutil.which("apt-get"):
+        _apt_install("flite")
+        found = shutil.which("flite")
+    if not found:
+        how = {
+            "Darwin": "brew install flite",
+            "Windows": "run the project in WSL2 (Debian or Ubuntu: apt-get install flite)",
+        }.get(platform.system(), "install flite with your package manager")
+        raise SetupError(f"flite is not installed ({how}); it speaks for the offline `local` providers")
+    return Path(found)
 
 
 def for_run() -> Path | None:
@@ -163,13 +152,27 @@ def for_run() -> Path | None:
     return None if os.environ.get("LIVEKIT_URL") else livekit_server()
 
 
+def voice_providers() -> str:
+    """The provider set `run` uses: VOICE_PROVIDERS, else openai with a key, else the offline
+    `local` set, or the scripted `fake` one where flite cannot be had."""
+    chosen = os.environ.get("VOICE_PROVIDERS") or ("openai" if os.environ.get("OPENAI_API_KEY") else "local")
+    if chosen != "local":
+        return chosen
+    try:
+        flite()
+    except SetupError as exc:
+        print(f"    {exc}\n    → using the `fake` providers: a scripted conversation, not your words", flush=True)
+        return "fake"
+    return chosen
+
+
 def for_tests() -> None:
     """What `test` needs on top: the server binary always (tests start their own), Chromium,
-    audio tools and Redis."""
+    flite (the offline voice and the test speech) and Redis."""
     livekit_client()
     livekit_server()
     chromium()
-    audio_tools()
+    flite()
     redis_server()
 
 
