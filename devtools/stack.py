@@ -35,6 +35,31 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return port
 
 
+class PortReservations:
+    """Free ports held (bound, not listening) until the server that will use them starts:
+    a port chosen early (the UI's, which the backend's CORS setting names) could otherwise
+    be taken meanwhile, e.g. as the source port of one of the stack's own connections."""
+
+    def __init__(self) -> None:
+        self._held: dict[int, socket.socket] = {}
+
+    def reserve(self) -> int:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        self._held[port] = sock
+        return port
+
+    def release(self, port: int) -> None:
+        """Just before the server binds it."""
+        if (sock := self._held.pop(port, None)) is not None:
+            sock.close()
+
+    def release_all(self) -> None:
+        for port in list(self._held):
+            self.release(port)
+
+
 def wait_for_http(url: str, *, timeout: float, process: ManagedProcess | None = None) -> None:
     """Poll `url` until it answers 2xx; fail early if the process behind it died."""
     deadline = time.monotonic() + timeout
@@ -146,6 +171,7 @@ class Stack:
     ui_url: str = ""
     redis_url: str = ""
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    ports: PortReservations = field(default_factory=PortReservations)
 
     def _env(self, **overrides: str) -> dict[str, str]:
         env = {**os.environ, **self.config.extra_env, **overrides}
@@ -213,7 +239,8 @@ class Stack:
         if migrate.returncode != 0:
             raise RuntimeError("database migration failed")
         for index in range(self.config.backends):
-            port = self.config.backend_port if index == 0 else free_port()
+            port = self.config.backend_port if index == 0 else self.ports.reserve()
+            self.ports.release(port)
             cmd = [
                 PYTHON, "-m", "uvicorn", "app.asgi:application",
                 "--host", "127.0.0.1", "--port", str(port),
@@ -249,13 +276,14 @@ class Stack:
     def start_ui(self) -> None:
         env = self._env(BACKEND_URL=self.backend_url)
         cmd = [PYTHON, "-m", "ui", "--host", "127.0.0.1", "--port", str(self.config.ui_port)]
+        self.ports.release(self.config.ui_port)
         process = self._spawn("ui", cmd, env)
         self.ui_url = f"http://127.0.0.1:{self.config.ui_port}"
         wait_for_http(f"{self.ui_url}/healthz", timeout=30, process=process)
 
     def start(self) -> Stack:
-        self.config.backend_port = self.config.backend_port or free_port()
-        self.config.ui_port = self.config.ui_port or free_port()
+        self.config.backend_port = self.config.backend_port or self.ports.reserve()
+        self.config.ui_port = self.config.ui_port or self.ports.reserve()
         try:
             self.start_livekit()
             self.start_redis()
@@ -265,6 +293,8 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+        finally:
+            self.ports.release_all()
         return self
 
     def stop(self) -> None:
