@@ -1,7 +1,8 @@
 """The real stack for browser tests: LiveKit dev server, Django ASGI with the in-process
-agent (Silero VAD + fake STT/LLM/TTS), the Flask UI, and Debian's Chromium with a fake
-microphone that plays generated speech. Started once per test session by the same
-launcher as the run command; artifacts (logs, screenshots) under artifacts/e2e/.
+agent (the offline `local` providers: Silero VAD, PocketSphinx, rule-based replies, flite),
+the Flask UI, and Debian's Chromium with a fake microphone that says a known sentence.
+Started once per test session by the same launcher as the run command; artifacts (logs,
+screenshots, recordings) under artifacts/e2e/.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import pytest
 
 from devtools import setup
 from devtools.stack import ROOT, Stack
+from tests.e2e.speech import Recording, Utterance, recording
 from tests.e2e.support import Api, end_live_sessions, separate_stack
 
 ARTIFACTS = ROOT / "artifacts" / "e2e"
-USER_SPEECH = "Hello agent, can you hear me?"
+# What the shared browser's microphone says, again and again (the file loops): a pause in
+# which the agent greets, one question, then time for the answer.
+PERSON = Utterance("What is the weather like in Paris today?", voice="rms", pause_after=14.0)
 
 
 @pytest.fixture(scope="session")
@@ -27,24 +31,24 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def speech_wav(artifacts_dir: Path) -> Path:
-    return setup.speech_wav(USER_SPEECH, ROOT / "artifacts" / "audio" / "hello.wav")
+def person() -> Recording:
+    return recording([PERSON], lead=7.0, name="person")
 
 
 @pytest.fixture(scope="session")
 def stack(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The stack most tests share; tests that stop servers make a separate_stack."""
-    with separate_stack("shared", artifacts_dir, tmp_path_factory) as running:
+    with separate_stack("shared", artifacts_dir, tmp_path_factory.mktemp("shared")) as running:
         yield running
 
 
 @pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any], speech_wav: Path) -> dict[str, Any]:
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any], person: Recording) -> dict[str, Any]:
     """pytest-playwright cannot select Debian's Chromium by channel: point at it directly."""
     return {
         **browser_type_launch_args,
         "executable_path": str(setup.chromium()),
-        "args": [*setup.CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={speech_wav}"],
+        "args": [*setup.CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={person.path}"],
     }
 
 

@@ -6,7 +6,6 @@ conftest.py; test modules import helpers from here, never from each other.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 import uuid
@@ -15,19 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import Page, expect
 
 from devtools import setup
 from devtools.stack import Stack, StackConfig, running_stack
 
-# Rooms with their own fake-STT script, so tests can tell sessions apart (no cross-talk).
-ROOM_SCRIPTS = {
-    "alpha-room": ["Alpha here, over."],
-    "bravo-room": ["Bravo here, over."],
-    "charlie-room": ["Charlie here, over."],
-    "delta-room": ["Delta here, over."],
-}
 START_TIMEOUT_MS = 30_000
 STOP_TIMEOUT_MS = 20_000
 
@@ -116,23 +107,20 @@ def final_lines(page: Page, role: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def separate_stack(
-    name: str, artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory, **config: Any
-) -> Iterator[Stack]:
-    """A whole stack with its own database and logs (artifacts/e2e/logs/<name>), fake
-    providers, and the room scripts; `config` adds to the StackConfig and its env."""
-    database = tmp_path_factory.mktemp(f"{name}-db") / f"{name}.sqlite3"
+def separate_stack(name: str, artifacts_dir: Path, folder: Path, **config: Any) -> Iterator[Stack]:
+    """A whole stack with its own database (in `folder`) and logs (artifacts/e2e/logs/<name>),
+    with the offline `local` providers: the agent hears and speaks real words. `config` adds
+    to the StackConfig, and `extra_env` to its environment."""
     extra_env = {
-        "VOICE_PROVIDERS": "fake",
+        "VOICE_PROVIDERS": "local",
         "VOICE_PARTICIPANT_TIMEOUT": "20",
-        "FAKE_STT_SCRIPTS": json.dumps(ROOM_SCRIPTS),
         **config.pop("extra_env", {}),
     }
     with running_stack(
         StackConfig(
             livekit_server=setup.livekit_server(),
             log_dir=artifacts_dir / "logs" / name,
-            database_url=f"sqlite:///{database}",
+            database_url=f"sqlite:///{folder / (name + '.sqlite3')}",
             extra_env=extra_env,
             **config,
         )

@@ -25,7 +25,7 @@ HEARTBEAT_TIMEOUT = 4.0
 @pytest.fixture(scope="module")
 def restartable(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     heartbeat = {"VOICE_HEARTBEAT_INTERVAL": "1", "VOICE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT)}
-    with separate_stack("restart", artifacts_dir, tmp_path_factory, extra_env=heartbeat) as running:
+    with separate_stack("restart", artifacts_dir, tmp_path_factory.mktemp("restart"), extra_env=heartbeat) as running:
         yield running
 
 

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserType, Page, Route, expect
 
+from app.voice.agent.providers.local.rule_based_replies import GREETING
 from app.voice.contract import rules
 from devtools import setup
 from devtools.stack import Stack
-from fakes.llm import DEFAULT_GREETING
+from tests.e2e.speech import Recording
 from tests.e2e.support import Api, unique, wait_until
 
 AUDIBLE_RMS = 0.02
@@ -126,7 +127,7 @@ def test_conversation_states_transcript_indicators_and_meter(
     # The agent greets: its indicator lights while it speaks, its audio is audible.
     expect(page.locator("#agent-indicator")).to_have_attribute("data-speaking", "true", timeout=30_000)
     expect(page.locator("#agent-indicator .speaker-state")).to_have_text("speaking")
-    expect(page.locator("#transcript .line.agent .text").first).to_have_text(DEFAULT_GREETING, timeout=30_000)
+    expect(page.locator("#transcript .line.agent .text").first).to_have_text(GREETING, timeout=30_000)
     page.wait_for_function(f"window.voiceAgent.agentPeakRms > {AUDIBLE_RMS}", timeout=30_000)
     expect(page.locator("#transcript-empty")).to_be_hidden()
 
@@ -251,12 +252,12 @@ def test_leaving_the_page_stops_the_session(page: Page, stack: Stack, api: Api) 
 
 
 @pytest.fixture(scope="module")
-def strict_browser(browser_type: BrowserType, speech_wav: Path) -> Iterator[Browser]:
+def strict_browser(browser_type: BrowserType, person: Recording) -> Iterator[Browser]:
     """Chromium without the flag that auto-accepts the microphone prompt."""
     flags = [f for f in setup.CHROMIUM_FLAGS if not f.startswith("--use-fake-ui")]
     browser = browser_type.launch(
         executable_path=str(setup.chromium()),
-        args=[*flags, f"--use-file-for-fake-audio-capture={speech_wav}"],
+        args=[*flags, f"--use-file-for-fake-audio-capture={person.path}"],
     )
     yield browser
     browser.close()

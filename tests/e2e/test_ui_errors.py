@@ -32,7 +32,9 @@ Answer = tuple[int, dict[str, Any]]  # an HTTP status and its JSON body
 def livekit_down(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A fresh stack whose LiveKit server is stopped. Nothing here creates a session (the page
     fails before POST /session), so its history stays empty whatever runs first."""
-    with separate_stack("errors-livekit-down", artifacts_dir, tmp_path_factory) as running:
+    with separate_stack(
+        "errors-livekit-down", artifacts_dir, tmp_path_factory.mktemp("errors-livekit-down")
+    ) as running:
         running.processes["livekit"].stop()
         yield running
 
@@ -41,7 +43,9 @@ def livekit_down(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 def backend_down(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Answer]]:
     """A stack whose backend is stopped, and the backend's real answer to POST /session while
     LiveKit was down (503 service_unavailable), taken just before the backend stopped."""
-    with separate_stack("errors-backend-down", artifacts_dir, tmp_path_factory) as running:
+    with separate_stack(
+        "errors-backend-down", artifacts_dir, tmp_path_factory.mktemp("errors-backend-down")
+    ) as running:
         running.processes["livekit"].stop()
         unavailable = Api(running.backend_url).post("/session", {"room": unique("down"), "identity": "probe"})
         running.processes["backend"].stop()
@@ -53,7 +57,10 @@ def rate_limited_stack(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFac
     """Two token requests per second per address: over it, Retry-After is one second, so a
     test can see Start come back and work without waiting a minute."""
     with separate_stack(
-        "errors-rate-limited", artifacts_dir, tmp_path_factory, extra_env={"VOICE_TOKEN_RATE": "2/s"}
+        "errors-rate-limited",
+        artifacts_dir,
+        tmp_path_factory.mktemp("errors-rate-limited"),
+        extra_env={"VOICE_TOKEN_RATE": "2/s"},
     ) as running:
         yield running
 

@@ -11,8 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from app.voice.agent.providers.local.rule_based_replies import GREETING
 from devtools.stack import Stack
-from fakes.llm import DEFAULT_GREETING
 from tests.e2e.support import Api, unique
 
 
@@ -62,7 +62,7 @@ def test_history_list_and_transcript(page: Page, stack: Stack, past_session: str
     expect(page).to_have_url(f"{stack.ui_url}/history/{past_session}")
     expect(page.locator("#detail-status")).to_have_attribute("data-state", "ready")
     expect(page.locator("#detail-meta [data-field=identity]")).to_have_text("historian")
-    expect(page.locator("#detail-transcript .line.agent .text").first).to_have_text(DEFAULT_GREETING)
+    expect(page.locator("#detail-transcript .line.agent .text").first).to_have_text(GREETING)
     expect(page.locator("#detail-transcript .line.user").first).to_be_visible()
     expect(page.locator("#detail-transcript .line.agent .text").nth(1)).to_have_text(re.compile("^You said: "))
     page.screenshot(path=artifacts_dir / "history-transcript.png", full_page=True)

@@ -6,15 +6,16 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
+from app.voice.agent.providers.local.rule_based_replies import GREETING, reply_to
 from devtools.stack import Stack
-from fakes.llm import DEFAULT_GREETING
-from fakes.stt import DEFAULT_UTTERANCES
+from tests.e2e.crosstalk import WORD_SHARE
+from tests.e2e.speech import Recording, share_heard
 from tests.e2e.support import Api
 
-AUDIBLE_RMS = 0.02  # the fake TTS plays at ~0.2 RMS; silence reads ~0
+AUDIBLE_RMS = 0.02  # flite speaks at ~0.1 RMS; silence reads ~0
 
 
-def test_start_converse_stop(page: Page, stack: Stack, api: Api, artifacts_dir: Path) -> None:
+def test_start_converse_stop(page: Page, stack: Stack, api: Api, person: Recording, artifacts_dir: Path) -> None:
     page.goto(f"{stack.ui_url}/chat")
     status = page.locator("#status")
     expect(status).to_have_attribute("data-state", "idle")
@@ -25,13 +26,14 @@ def test_start_converse_stop(page: Page, stack: Stack, api: Api, artifacts_dir: 
     assert api.get(f"/session/{session_id}")[1]["status"] == "running"
 
     # The agent greets, by voice: a final agent line and audible audio on the remote track.
-    expect(page.locator(".line.agent").first).to_have_text(f"Agent{DEFAULT_GREETING}", timeout=30_000)
+    expect(page.locator("#transcript .line.agent .text").first).to_have_text(GREETING, timeout=30_000)
     page.wait_for_function(f"window.voiceAgent.agentPeakRms > {AUDIBLE_RMS}", timeout=30_000)
 
-    # The fake mic speaks; real VAD finds the speech; the scripted STT transcribes it.
-    expect(page.locator(".line.user").first).to_have_text(f"You{DEFAULT_UTTERANCES[0]}", timeout=45_000)
-    reply = f"You said: {DEFAULT_UTTERANCES[0]}"
-    expect(page.locator(".line.agent").nth(1)).to_have_text(f"Agent{reply}", timeout=30_000)
+    # The fake mic speaks; the agent hears its words and answers them.
+    expect(page.locator("#transcript .line.user .text").first).to_be_visible(timeout=45_000)
+    said = page.locator("#transcript .line.user .text").first.inner_text()
+    assert share_heard(person.text, said) >= WORD_SHARE, (person.text, said)
+    expect(page.locator("#transcript .line.agent .text").nth(1)).to_have_text(reply_to(said), timeout=30_000)
     page.screenshot(path=artifacts_dir / "chat-live.png", full_page=True)
 
     page.get_by_role("button", name="Stop").click()

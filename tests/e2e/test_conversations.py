@@ -1,0 +1,29 @@
+"""Scripted conversations in real Chromium with the offline `local` providers: the words the
+person said are on the page, the agent's answers are heard in the page as words, each turn
+is answered within its latency budget, and a barge-in stops the agent.
+
+The conversations and their checks are data (tests/e2e/conversations.py); `./dev.sh converse`
+runs the same ones with a printed report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserType
+
+from devtools.stack import Stack
+from tests.e2e.conversations import CONVERSATIONS, run
+
+
+@pytest.mark.parametrize("name", list(CONVERSATIONS))
+def test_scripted_conversation(
+    name: str, stack: Stack, browser_type: BrowserType, browser_type_launch_args: dict[str, Any]
+) -> None:
+    report = run(CONVERSATIONS[name], stack, browser_type, **browser_type_launch_args)
+    print("\n" + report.render())
+    assert not report.problems, report.render()
+    # History holds exactly the final lines the page showed, in the same order.
+    assert [(entry["role"], entry["text"]) for entry in report.stored] == report.shown
+    assert len(report.shown) == 1 + 2 * len(report.turns)
