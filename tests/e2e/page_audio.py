@@ -22,7 +22,7 @@ BLOCK_SECONDS = 128 / 48000  # an AudioWorklet block at 48 kHz
 
 PROBE = """
 (() => {
-  const state = window.__pageAudio = { edges: [], chunks: [], rate: 0, agentFrom: null, errors: [] };
+  const state = window.__pageAudio = { edges: [], chunks: [], rate: 0, agentFrom: null, micFrom: null, errors: [] };
   const worklet = `
     class Probe extends AudioWorkletProcessor {
       constructor(o) { super(); this.thr = o.processorOptions.thr; this.keep = o.processorOptions.keep;
@@ -71,6 +71,7 @@ PROBE = """
       ctx.createMediaStreamSource(stream).connect(node);
       const sink = ctx.createGain(); sink.gain.value = 0; node.connect(sink).connect(ctx.destination);
       if (src === 'agent') state.agentFrom = ctx.currentTime;
+      if (src === 'mic') { state.micFrom = ctx.currentTime; state.ctx = ctx; }
     } catch (e) { state.errors.push(String(e)); }
   };
   const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
@@ -125,6 +126,14 @@ class Heard:
 def install(page: Page) -> None:
     """Before the page loads: tap the microphone and the agent's audio as they appear."""
     page.add_init_script(PROBE)
+
+
+def mic_seconds(page: Page) -> float:
+    """How long the microphone has been playing (its file, with Chromium's fake device)."""
+    seconds = page.evaluate(
+        "window.__pageAudio.micFrom === null ? 0 : window.__pageAudio.ctx.currentTime - window.__pageAudio.micFrom"
+    )
+    return float(seconds)
 
 
 def spans(edges: list[dict[str, Any]], src: str, merge_gap: float) -> list[tuple[float, float]]:

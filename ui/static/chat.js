@@ -113,15 +113,26 @@ function setSpeaking(role, speaking) {
   indicator.querySelector(".speaker-state").textContent = speaking ? "speaking" : "not speaking";
 }
 
+// An interim line that is neither updated nor replaced by a final for this long was not
+// taken as words (noise, a cough): it goes away instead of lingering on screen.
+const INTERIM_LINGER_MS = 3000;
+let interimExpiry = null;
+
+function showInterim(text) {
+  clearTimeout(interimExpiry);
+  transcript.setInterim(text);
+  if (text) interimExpiry = setTimeout(() => transcript.setInterim(""), INTERIM_LINGER_MS);
+}
+
 function showMessage(message) {
   agent.messages.push(message);
   if (message.event === "session_ended") return; // the machine ends the conversation
   if (message.event) {
     setSpeaking(message.role, message.event === "speech_started");
   } else if (message.final === false) {
-    transcript.setInterim(message.text);
+    showInterim(message.text);
   } else if (message.final === true) {
-    if (message.role === "user") transcript.setInterim("");
+    if (message.role === "user") showInterim("");
     transcript.append(message.role, message.text);
   }
 }
