@@ -34,6 +34,9 @@ class VoiceSession(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Who started it, for the per-IP bound on live sessions; never exposed by the API.
     client_ip = models.GenericIPAddressField(null=True, blank=True, db_index=True)
+    # The visitor who owns it (app.voice.sessions.visitors): only they may read, follow or stop
+    # it. Empty for sessions made before visitors existed: nobody's, so nobody sees them.
+    visitor = models.CharField(max_length=64, blank=True, default="", db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -68,6 +71,17 @@ class RoomClaim(models.Model):
 
     def __str__(self) -> str:
         return f"{self.room} → {self.identity} until {self.expires_at}"
+
+
+class IdentityClaim(models.Model):
+    """An identity belongs to the visitor who first used it: nobody else can join as it."""
+
+    identity = models.CharField(max_length=128, unique=True)
+    visitor = models.CharField(max_length=64, db_index=True)
+    claimed_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.identity} → {self.visitor}"
 
 
 class TranscriptEntry(models.Model):
