@@ -199,6 +199,9 @@ class Stack:
             "  use_external_ip: false\n"
             "  enable_loopback_candidate: true\n"
             f"keys:\n  {LIVEKIT_DEV_KEY}: {LIVEKIT_DEV_SECRET}\n"
+            # --dev logs every signal message at debug level: ~200 MB and a share of a
+            # core per suite run on this small machine.
+            "logging:\n  level: info\n"
         )
         cmd = [str(self.config.livekit_server), "--dev", "--config-body", config]
         process = self._spawn("livekit", cmd, self._env())
