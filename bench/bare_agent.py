@@ -33,7 +33,7 @@ async def main(url: str, room_name: str, identity: str, metrics_file: str) -> No
     vad = silero.VAD.load()
     session = AgentSession(
         vad=vad,
-        stt=ScriptedSTT(vad=vad, utterances=[env["FAKE_STT_UTTERANCES"]], final_delay=float(env["FAKE_STT_DELAY"])),
+        stt=ScriptedSTT(utterances=[env["FAKE_STT_UTTERANCES"]], final_delay=float(env["FAKE_STT_DELAY"])),
         llm=ScriptedLLM(
             first_token_delay=float(env["FAKE_LLM_FIRST_TOKEN_DELAY"]),
             token_interval=float(env["FAKE_LLM_TOKEN_INTERVAL"]),

@@ -156,7 +156,7 @@ async def run_bare(room: str, endpointing: float, timeout: float, turn_handling:
     vad = _bare_vad(silero)
     session = AgentSession(
         vad=vad,
-        stt=ScriptedSTT(vad=vad, utterances=[common.STT_UTTERANCE], final_delay=float(env["FAKE_STT_DELAY"])),
+        stt=ScriptedSTT(utterances=[common.STT_UTTERANCE], final_delay=float(env["FAKE_STT_DELAY"])),
         llm=ScriptedLLM(
             first_token_delay=float(env["FAKE_LLM_FIRST_TOKEN_DELAY"]),
             token_interval=float(env["FAKE_LLM_TOKEN_INTERVAL"]),

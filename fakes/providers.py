@@ -40,7 +40,7 @@ def build(info: SessionInfo) -> ProviderSet:
     vad = shared_vad()
     return ProviderSet(
         vad=vad,
-        stt=ScriptedSTT(vad=vad, utterances=utterances, final_delay=_seconds("FAKE_STT_DELAY")),
+        stt=ScriptedSTT(utterances=utterances, final_delay=_seconds("FAKE_STT_DELAY")),
         llm=ScriptedLLM(
             first_token_delay=_seconds("FAKE_LLM_FIRST_TOKEN_DELAY"),
             token_interval=_seconds("FAKE_LLM_TOKEN_INTERVAL"),

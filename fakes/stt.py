@@ -1,8 +1,11 @@
-"""Scripted streaming STT whose timing comes from real VAD on the real audio.
+"""Scripted streaming STT whose timing comes from the session's VAD on the real audio.
 
-While the person speaks it reveals the next scripted utterance word by word as
-interim transcripts; at the end of speech it sends the whole utterance as the
-final transcript, ``final_delay`` seconds later (to emulate a provider).
+It runs no VAD of its own: like the local provider set, it is a manual_flush STT, and the
+session flushes it when its Silero VAD says the speech ended. While the person speaks (a
+cheap level gate on the frames) it reveals the next scripted utterance word by word as
+interim transcripts; at the flush it sends the whole utterance as the final transcript,
+``final_delay`` seconds later (to emulate a provider). A flush with no speech heard since
+the last one sends nothing.
 """
 
 from __future__ import annotations
@@ -12,27 +15,30 @@ import itertools
 import time
 from collections.abc import Sequence
 
+import numpy as np
+from livekit import rtc
 from livekit.agents import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr, stt, utils
 from livekit.agents.language import LanguageCode
-from livekit.agents.vad import VAD, VADEvent, VADEventType
 
 ENGLISH = LanguageCode("en")
 DEFAULT_UTTERANCES = ("Hello, can you hear me?", "What can you do for me?", "Thank you, bye.")
+# Frames louder than this (RMS, full scale 1.0; about -40 dBFS) count as speech for interims.
+SPEECH_LEVEL = 0.01
 
 
 class ScriptedSTT(stt.STT):
     def __init__(
         self,
         *,
-        vad: VAD,
         utterances: Sequence[str] = DEFAULT_UTTERANCES,
         interim_interval: float = 0.3,
         final_delay: float = 0.0,
     ) -> None:
-        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=True))
+        super().__init__(
+            capabilities=stt.STTCapabilities(streaming=True, interim_results=True, manual_flush=True)
+        )
         if not utterances:
             raise ValueError("ScriptedSTT needs at least one utterance")
-        self._vad = vad
         self._utterances = itertools.cycle(utterances)
         self.interim_interval = interim_interval
         self.final_delay = final_delay
@@ -60,7 +66,7 @@ class ScriptedSTT(stt.STT):
         language: NotGivenOr[str] = NOT_GIVEN,
         conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS,
     ) -> stt.RecognizeStream:
-        return ScriptedSpeechStream(stt=self, vad=self._vad, conn_options=conn_options)
+        return ScriptedSpeechStream(stt=self, conn_options=conn_options)
 
 
 def _final(text: str, speech_end_time: float | None = None) -> stt.SpeechEvent:
@@ -71,59 +77,54 @@ def _final(text: str, speech_end_time: float | None = None) -> stt.SpeechEvent:
     )
 
 
+def frame_level(frame: rtc.AudioFrame) -> float:
+    samples = np.frombuffer(frame.data, dtype=np.int16)
+    if not len(samples):
+        return 0.0
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) / 32768.0
+
+
 class ScriptedSpeechStream(stt.RecognizeStream):
-    def __init__(self, *, stt: ScriptedSTT, vad: VAD, conn_options: APIConnectOptions) -> None:
+    def __init__(self, *, stt: ScriptedSTT, conn_options: APIConnectOptions) -> None:
         super().__init__(stt=stt, conn_options=conn_options)
         self._scripted = stt
-        self._vad = vad
         self._words: list[str] = []
         self._revealed = 0
+        self._voiced = 0.0  # seconds of speech heard in the current utterance
+        self._last_voiced_at: float | None = None  # wall clock of the last loud frame
 
     async def _run(self) -> None:
-        vad_stream = self._vad.stream()
+        async for item in self._input_ch:
+            if isinstance(item, self._FlushSentinel):
+                await self._finish_utterance()
+            else:
+                self._hear(item)
 
-        async def forward_input() -> None:
-            async for item in self._input_ch:
-                if isinstance(item, self._FlushSentinel):
-                    vad_stream.flush()
-                else:
-                    vad_stream.push_frame(item)
-            vad_stream.end_input()
-
-        async def recognize() -> None:
-            async for event in vad_stream:
-                await self._on_vad_event(event)
-
-        tasks = [asyncio.create_task(forward_input()), asyncio.create_task(recognize())]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            await utils.aio.cancel_and_wait(*tasks)
-            await vad_stream.aclose()
-
-    async def _on_vad_event(self, event: VADEvent) -> None:
-        send = self._event_ch.send_nowait
-        if event.type == VADEventType.START_OF_SPEECH:
+    def _hear(self, frame: rtc.AudioFrame) -> None:
+        if frame_level(frame) < SPEECH_LEVEL:
+            return
+        if not self._words:
             self._words = self._scripted.next_utterance().split()
             self._revealed = 0
-            send(stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH))
-        elif event.type == VADEventType.INFERENCE_DONE and event.speaking and self._words:
-            # One more word per interval of speech, never the whole line before the end.
-            count = min(len(self._words) - 1, int(event.speech_duration / self._scripted.interim_interval))
-            if count > self._revealed:
-                self._revealed = count
-                send(
-                    stt.SpeechEvent(
-                        type=stt.SpeechEventType.INTERIM_TRANSCRIPT,
-                        alternatives=[
-                            stt.SpeechData(language=ENGLISH, text=" ".join(self._words[:count]))
-                        ],
-                    )
+            self._voiced = 0.0
+        self._voiced += frame.duration
+        self._last_voiced_at = time.time()
+        # One more word per interval of speech, never the whole line before the end.
+        count = min(len(self._words) - 1, int(self._voiced / self._scripted.interim_interval))
+        if count > self._revealed:
+            self._revealed = count
+            self._event_ch.send_nowait(
+                stt.SpeechEvent(
+                    type=stt.SpeechEventType.INTERIM_TRANSCRIPT,
+                    alternatives=[stt.SpeechData(language=ENGLISH, text=" ".join(self._words[:count]))],
                 )
-        elif event.type == VADEventType.END_OF_SPEECH and self._words:
-            speech_end = time.time() - event.silence_duration - event.inference_duration
-            send(stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH, speech_end_time=speech_end))
-            if self._scripted.final_delay:
-                await asyncio.sleep(self._scripted.final_delay)
-            send(_final(" ".join(self._words), speech_end))
-            self._words = []
+            )
+
+    async def _finish_utterance(self) -> None:
+        """The session's VAD says the person stopped: send the utterance as the final."""
+        if not self._words:
+            return  # nothing was heard since the last flush: no final at all
+        words, self._words = self._words, []
+        if self._scripted.final_delay:
+            await asyncio.sleep(self._scripted.final_delay)
+        self._event_ch.send_nowait(_final(" ".join(words), self._last_voiced_at))
