@@ -12,11 +12,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "what", choices=["latency", "live", "browser", "capacity", "capacity-noagc", "api", "sweep", "all"]
+        "what",
+        choices=[
+            "latency", "live", "browser", "capacity", "capacity-noagc", "api", "sweep", "profile", "endpointing", "all"
+        ],
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run (< ~60 s per part), few turns")
     parser.add_argument("--turns", type=int, default=None)
     parser.add_argument("--profiles", default="zero,openai")
+    parser.add_argument("--py-spy", action="store_true", help="profile: sample the session with py-spy")
+    parser.add_argument("--out", default=None, help="result file name (bench/results/<out>.json)")
     args = parser.parse_args(argv)
     profiles = args.profiles.split(",")
     turns = args.turns or (3 if args.quick else 20)
@@ -60,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         from bench import api
 
         api.main(args.quick, "api" + suffix)
+    if args.what == "endpointing":
+        from bench import endpointing
+
+        endpointing.main(args.out or "endpointing" + suffix, args.quick)
+    if args.what == "profile":
+        from bench import profile_session
+
+        profile_session.main(args.turns or (3 if args.quick else 10), args.out or "profile" + suffix, args.py_spy)
     if args.what in ("sweep",):
         from bench import sweep
 
