@@ -92,6 +92,7 @@ def bench_stack(profile: str, with_ui: bool = False, extra: dict[str, str] | Non
         log_dir=LOGS,
         database_url=f"sqlite:///{tmp}/bench.sqlite3",
         extra_env=env,
+        livekit_auto_create=True,  # the bots join with tokens of their own, before POST /session
     )
     stack = BenchStack(config)
     stack.probe_file = probe

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from bench.common import RESULTS, fmt
 
@@ -106,7 +107,95 @@ def main() -> None:
         for r in d["rows"]:
             s = r["voice_to_voice"]
             w(f"| {r['name']} | {fmt(s['p50'])} | {fmt(s['p95'])} | {r['premature_replies']} |")
+    _endpointing(w)
+    _profiles(w)
     sys.stdout.write("\n".join(out) + "\n")
+
+
+def _endpointing(w: Any) -> None:
+    d = _load("endpointing")
+    if not d:
+        return
+    t = d["test_set"]
+    w("")
+    w(
+        f"End of turn on the natural-pause set ({t['utterances']} utterances, {t['pauses']} pauses of 0.2-0.7 s;"
+        " real Silero VAD, the session's endpointing rule; [plot](results/endpointing.png)):"
+    )
+    w("")
+    w(
+        "| option | Silero min_silence | endpointing min / max delay | false end of turn | end-of-turn delay p50 / p95 "
+        "| openai v2v p50, preemptive off / LLM (default) / LLM+TTS |"
+    )
+    w("|---|---|---|---|---|---|")
+    for r in d["rows"]:
+        e = r["end_of_turn_delay"]
+        delays = f"{r['min_delay']:g}" + (f" / {r['max_delay']:g}" if "max_delay" in r else "")
+        v2v = " / ".join(fmt(r[f"openai_v2v_preemptive_{m}"]["p50"]) for m in ("off", "llm", "llm+tts"))
+        w(
+            f"| {r['option']} | {r['vad_min_silence']:g} s | {delays} s | {r['false_end_of_turn']}/{r['utterances']}"
+            f" = {100 * r['false_rate']:.1f} % | {fmt(e['p50'])} / {fmt(e['p95'])} | {v2v} |"
+        )
+    inf = d.get("smart_turn_inference") or {}
+    if inf:
+        w("")
+        w(
+            f"smart-turn v3.2: {inf['calls']} calls, inference p50 {fmt(inf['p50'])}, p95 {fmt(inf['p95'])};"
+            f" sentence ends judged complete {inf['complete_judged_complete']}/{inf['complete_total']},"
+            f" mid-sentence pauses judged complete {inf['pause_judged_complete']}/{inf['pause_total']},"
+            f" AUC {inf['auc_end_over_pause']:.2f} (0.5 = no skill)."
+        )
+    _endpointing_plot(d)
+
+
+def _endpointing_plot(d: dict) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for option, marker in (("vad", "o"), ("vad 0.3 + delay", "s"), ("smart-turn", "^")):
+        rows = [r for r in d["rows"] if r["option"] == option]
+        for label, rs in _series(option, rows):
+            xs = [100 * r["false_rate"] for r in rs]
+            left.plot(xs, [1000 * r["end_of_turn_delay"]["p50"] for r in rs], marker=marker, label=label)
+            right.plot(xs, [1000 * r["openai_v2v_preemptive_llm"]["p50"] for r in rs], marker=marker, label=label)
+    for ax, title in ((left, "end-of-turn delay p50 (ms)"), (right, "openai-profile v2v p50, preemptive LLM (ms)")):
+        ax.axvline(5, color="grey", linestyle="--", linewidth=1)
+        ax.set_xlabel("false end of turn (% of utterances)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "endpointing.png", dpi=110)
+
+
+def _series(option: str, rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    if option == "smart-turn":
+        lows = sorted({r["min_delay"] for r in rows})
+        return [(f"smart-turn, min {lo:g} s, max swept", [r for r in rows if r["min_delay"] == lo]) for lo in lows]
+    name = "Silero min_silence = delay, swept" if option == "vad" else "Silero 0.3 s, endpointing delay swept"
+    return [(name, rows)]
+
+
+def _profiles(w: Any) -> None:
+    rows = [(name, _load(name)) for name in ("profile_before", "profile")]
+    rows = [(n, d) for n, d in rows if d]
+    if not rows:
+        return
+    w("")
+    w("One session, fake providers, openai profile (`python -m bench profile`):")
+    w("")
+    w("| run | commit | CPU % of a core | turns | v2v p50 |")
+    w("|---|---|---|---|---|")
+    for name, d in rows:
+        w(
+            f"| {name} | {d['environment']['git']['commit']} | {100 * d['core_share']:.1f} | {d['turns']} |"
+            f" {fmt(d['voice_to_voice']['p50'])} |"
+        )
 
 
 if __name__ == "__main__":

@@ -160,6 +160,9 @@ class StackConfig:
     redis_server: Path | None = None
     backends: int = 1
     agent_workers: int = 0
+    # Whether LiveKit creates a room when a token joins it (its default). Off, as in
+    # production; on only for tools that join rooms with tokens of their own making.
+    livekit_auto_create: bool = False
 
 
 @dataclass
@@ -198,6 +201,10 @@ class Stack:
             "  node_ip: 127.0.0.1\n"
             "  use_external_ip: false\n"
             "  enable_loopback_candidate: true\n"
+            # As in production: a room exists only from the backend's create_room (a token
+            # minted for it, its session starting) until its session ends and it is deleted,
+            # so a token cannot bring a closed room back.
+            f"room:\n  auto_create: {'true' if self.config.livekit_auto_create else 'false'}\n"
             f"keys:\n  {LIVEKIT_DEV_KEY}: {LIVEKIT_DEV_SECRET}\n"
             # --dev logs every signal message at debug level: ~200 MB and a share of a
             # core per suite run on this small machine.

@@ -184,13 +184,20 @@ class FakeRoom:
 
 
 class FakeLiveKitGateway(LiveKitGateway):
-    """Real token minting (inherited); rooms are FakeRooms scripted by the test."""
+    """Real token minting (inherited); rooms are FakeRooms scripted by the test.
+
+    Room administration is recorded: ``created`` and ``deleted`` list each call's room in
+    order, ``open_rooms`` holds the rooms that exist on the "server" (as with
+    ``auto_create: false``, a room exists from create_room until delete_room)."""
 
     def __init__(self, **kwargs: str) -> None:
         super().__init__(**kwargs)
         self.rooms: dict[str, FakeRoom] = {}
         self.scripts: dict[str, PersonScript] = {}
         self.reachable = True
+        self.created: list[str] = []
+        self.deleted: list[str] = []
+        self.open_rooms: set[str] = set()
 
     def script_room(self, room: str, script: PersonScript) -> None:
         self.scripts[room] = script
@@ -201,6 +208,23 @@ class FakeLiveKitGateway(LiveKitGateway):
         fake = FakeRoom(name=room, script=self.scripts.pop(room, PersonScript()))
         self.rooms[room] = fake
         return fake
+
+    async def create_room(self, room: str) -> None:
+        if not self.reachable:
+            raise ConnectionError("fake LiveKit server is unreachable")
+        self.created.append(room)
+        self.open_rooms.add(room)
+
+    async def delete_room(self, room: str) -> bool:
+        if not self.reachable:
+            raise ConnectionError("fake LiveKit server is unreachable")
+        self.deleted.append(room)
+        if room not in self.open_rooms:
+            return False
+        self.open_rooms.discard(room)
+        if (fake := self.rooms.get(room)) is not None:
+            fake.closed = True  # the server disconnects everyone, the agent included
+        return True
 
     async def ping(self, timeout: float = 2.0) -> None:
         if not self.reachable:

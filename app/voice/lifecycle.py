@@ -14,6 +14,7 @@ import logging
 from django.conf import settings
 
 from app.voice.agent.host import get_host
+from app.voice.agent.livekit_gateway import get_gateway
 from app.voice.models import EndReason, VoiceSession
 from app.voice.sessions import store
 from app.voice.sessions.ending import end_session
@@ -31,6 +32,9 @@ async def start_session(room: str, identity: str, client_ip: str | None = None) 
     info = SessionInfo.of(session)
     log.info("session.starting", extra={"session_id": info.session_id, "room": room})
     try:
+        # LiveKit does not create rooms on join: the room exists from here (or from the
+        # token minted for it) until the session ends (sessions.ending deletes it).
+        await get_gateway().create_room(room)
         await get_host().start(info)
     except Exception as exc:
         log.exception("session.start_failed", extra={"session_id": info.session_id, "room": room})

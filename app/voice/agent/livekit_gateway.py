@@ -1,23 +1,36 @@
 """Everything the backend needs from a LiveKit server, behind one small seam.
 
-Token minting is local (a signed JWT); joining a room and the readiness probe
-talk to the server. ``settings.LIVEKIT_GATEWAY`` names the gateway class, so
-unit tests inject ``fakes.livekit.FakeLiveKitGateway`` and need no server.
+Token minting is local (a signed JWT); joining, creating and deleting rooms, dispatching
+agents and the readiness probe talk to the server. The server is configured not to create
+rooms on join (``room.auto_create: false``): a room exists from ``create_room`` (when a
+token is minted for it, and again when its session starts) until ``delete_room`` (when its
+session ends), so a token minted for a session's room is useless once the session is over.
+``settings.LIVEKIT_GATEWAY`` names the gateway class, so unit tests inject
+``fakes.livekit.FakeLiveKitGateway`` and need no server.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol
 
+import aiohttp
 import httpx
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 from livekit import api, rtc
 from livekit.agents import Agent, AgentSession, room_io
+from livekit.agents.voice.io import TextOutput
+from livekit.agents.voice.room_io.types import TextInputCallback
+
+log = logging.getLogger("app.voice.livekit")
+# Room administration calls are small; a LiveKit server that does not answer within this
+# long is treated as down (the caller logs and goes on where it can).
+ROOM_API_TIMEOUT = 5.0
 
 
 class AgentRoom(Protocol):
@@ -32,8 +45,18 @@ class AgentRoom(Protocol):
     def on_connection_lost(self, callback: Callable[[], None]) -> None: ...
 
     async def start_session(
-        self, session: AgentSession, agent: Agent, *, participant_identity: str
-    ) -> None: ...
+        self,
+        session: AgentSession,
+        agent: Agent,
+        *,
+        participant_identity: str,
+        transcription: TextOutput | None = None,
+        text_input: TextInputCallback | None = None,
+    ) -> None:
+        """Start `session` on the room's media. `transcription` receives the agent's words
+        as its audio plays them (transcription synchronised with playout); `text_input`
+        handles what the person types (LiveKit's text input for agents, topic "lk.chat")."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -59,7 +82,13 @@ class LiveKitRoom:
         self.room.on("disconnected", lambda *_: None if self._closing else callback())
 
     async def start_session(
-        self, session: AgentSession, agent: Agent, *, participant_identity: str
+        self,
+        session: AgentSession,
+        agent: Agent,
+        *,
+        participant_identity: str,
+        transcription: TextOutput | None = None,
+        text_input: TextInputCallback | None = None,
     ) -> None:
         await session.start(
             agent=agent,
@@ -68,6 +97,11 @@ class LiveKitRoom:
                 participant_identity=participant_identity,
                 # The runner ends the session itself on any departure, network drops included.
                 close_on_disconnect=False,
+                # Typed lines arrive on the "lk.chat" text stream (enabled by default).
+                text_input=room_io.TextInputOptions(text_input_cb=text_input) if text_input else True,
+                # The agent's transcript is released word by word as its audio plays, to the
+                # room (lk.transcription) and then to `transcription`.
+                text_output=room_io.TextOutputOptions(sync_transcription=True, next_in_chain=transcription),
             ),
             record=False,
         )
@@ -114,6 +148,28 @@ class LiveKitGateway:
                 api.CreateAgentDispatchRequest(agent_name=agent_name, room=room, metadata=metadata)
             )
 
+    async def create_room(self, room: str) -> None:
+        """Create `room` on the server (a no-op when it exists): with rooms not created on
+        join, only a created room can be joined."""
+        async with self._api() as lkapi:
+            await lkapi.room.create_room(api.CreateRoomRequest(name=room))
+
+    async def delete_room(self, room: str) -> bool:
+        """Delete `room`: everyone in it is disconnected, and since rooms are not created on
+        join, no token minted for it can enter it again. False when there was no such room."""
+        async with self._api() as lkapi:
+            try:
+                await lkapi.room.delete_room(api.DeleteRoomRequest(room=room))
+            except api.TwirpError as exc:
+                if exc.code == api.TwirpErrorCode.NOT_FOUND:
+                    return False
+                raise
+        return True
+
+    def _api(self) -> api.LiveKitAPI:
+        timeout = aiohttp.ClientTimeout(total=ROOM_API_TIMEOUT)
+        return api.LiveKitAPI(self._http_url, self._api_key, self._api_secret, timeout=timeout)
+
     @property
     def _http_url(self) -> str:
         return self.url.replace("wss://", "https://", 1).replace("ws://", "http://", 1)
@@ -134,6 +190,12 @@ def get_gateway() -> LiveKitGateway:
         api_key=settings.LIVEKIT_API_KEY,
         api_secret=settings.LIVEKIT_API_SECRET,
     )
+
+
+async def close_room(room: str) -> None:
+    """Delete a session's room at its end (sessions.ending calls this; see apps.py)."""
+    if await get_gateway().delete_room(room):
+        log.info("room.deleted", extra={"room": room})
 
 
 def _reset(*, setting: str, **_: object) -> None:

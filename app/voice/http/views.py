@@ -7,6 +7,7 @@ from the services and become HTTP answers in app.voice.http.errors, not here.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -42,6 +43,8 @@ from app.voice.models import VoiceSession
 from app.voice.sessions import store
 from app.voice.sessions.groups import channel_layer
 
+log = logging.getLogger("app.voice.http")
+
 
 def _get_session_or_404(raw_id: str) -> VoiceSession:
     session_id = store.parse_session_id(raw_id)
@@ -71,7 +74,18 @@ class TokenView(RateLimitedMixin, APIView):
         async_to_sync(store.claim_room)(room, identity, ttl)
         gateway = get_gateway()
         token = gateway.mint_token(room=room, identity=identity, ttl=ttl)
+        _create_room(room)
         return Response({"token": token, "url": gateway.public_url, "room": room, "identity": identity})
+
+
+def _create_room(room: str) -> None:
+    """The browser joins the room before it asks for a session, and LiveKit does not create
+    rooms on join: create it now. If LiveKit is down the token is still returned (the page's
+    join fails and says so), as before rooms were created explicitly."""
+    try:
+        async_to_sync(get_gateway().create_room)(room)
+    except Exception as exc:
+        log.warning("room.create_failed", extra={"room": room, "error": repr(exc)})
 
 
 class SessionCreateView(RateLimitedMixin, APIView):

@@ -1,9 +1,20 @@
 """End a session once, from wherever its end is noticed: the agent stopping, the sweeper,
-a DELETE whose host is gone. Lives below the agent code so the agent can call it."""
+a DELETE whose host is gone, a start that failed. Lives below the agent code so the agent
+can call it.
+
+Every ending passes here, so this is where the session's LiveKit room is closed: after the
+row is ended and the WebSocket clients are told (they learn why before their media drops),
+the room is deleted on the server, which disconnects whoever is still in it, and since the
+server does not create rooms on join, a token minted for it cannot enter it again. The
+deleting itself lives in the LiveKit gateway, above this layer; the app wires it in with
+``set_room_closer`` when Django starts (app.voice.apps).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from app.voice.contract import messages
 from app.voice.models import EndReason
@@ -13,9 +24,23 @@ from app.voice.sessions.info import SessionInfo
 
 log = logging.getLogger("app.voice.sessions")
 
+RoomCloser = Callable[[str], Awaitable[None]]
+# An ending never waits longer than this for LiveKit: a server that is down or stalled
+# leaves its room to its own empty/departure timeouts, and the ending goes on.
+ROOM_CLOSE_TIMEOUT = 5.0
+
+_room_closer: RoomCloser | None = None
+
+
+def set_room_closer(closer: RoomCloser | None) -> None:
+    """What deletes a room on the LiveKit server (None: nothing, e.g. in a bare script)."""
+    global _room_closer
+    _room_closer = closer
+
 
 async def end_session(info: SessionInfo, reason: EndReason) -> None:
-    """Mark the session ended (once: the first caller wins) and tell its WebSocket clients."""
+    """Mark the session ended (once: the first caller wins), tell its WebSocket clients,
+    then close its LiveKit room."""
     if not await store.mark_ended(info.session_id, reason):
         return
     log.info(
@@ -26,3 +51,17 @@ async def end_session(info: SessionInfo, reason: EndReason) -> None:
         transcript_group(info.session_id),
         {"type": "session.ended", "message": messages.session_ended(str(reason))},
     )
+    await _close_room(info)
+
+
+async def _close_room(info: SessionInfo) -> None:
+    if _room_closer is None:
+        log.warning("room.close_unwired", extra={"session_id": info.session_id, "room": info.room})
+        return
+    try:
+        await asyncio.wait_for(_room_closer(info.room), ROOM_CLOSE_TIMEOUT)
+    except Exception as exc:  # LiveKit down or refusing: the session has ended regardless
+        log.warning(
+            "room.close_failed",
+            extra={"session_id": info.session_id, "room": info.room, "error": repr(exc)},
+        )
