@@ -14,13 +14,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "what",
         choices=[
-            "latency", "live", "browser", "capacity", "capacity-noagc", "api", "sweep", "profile", "endpointing", "all"
+            "latency", "live", "browser", "capacity", "capacity-noagc", "capacity-dispatch", "api", "sweep",
+            "profile", "endpointing", "all",
         ],
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run (< ~60 s per part), few turns")
     parser.add_argument("--turns", type=int, default=None)
     parser.add_argument("--profiles", default="zero,openai")
     parser.add_argument("--py-spy", action="store_true", help="profile: sample the session with py-spy")
+    parser.add_argument("--providers", default="fake", help="capacity-dispatch: fake or local")
+    parser.add_argument("--workers", type=int, default=2, help="capacity-dispatch: agent worker processes")
     parser.add_argument("--out", default=None, help="result file name (bench/results/<out>.json)")
     args = parser.parse_args(argv)
     profiles = args.profiles.split(",")
@@ -60,6 +63,19 @@ def main(argv: list[str] | None = None) -> int:
             args.turns or (3 if args.quick else 5),
             "capacity_noagc" + suffix,
             extra_env={"BENCH_ROOM_AGC": "0"},
+        )
+    if args.what == "capacity-dispatch":
+        # The production shape: dispatched agent workers pinned to their own core.
+        from bench import capacity
+
+        steps = [1, 2] if args.quick else [1, 2, 4, 6, 8, 10, 12, 15, 18, 21, 25]
+        capacity.main(
+            "openai",
+            steps,
+            args.turns or (3 if args.quick else 5),
+            args.out or f"capacity_dispatch_{args.providers}" + suffix,
+            workers=args.workers,
+            providers=args.providers,
         )
     if args.what in ("api",):
         from bench import api

@@ -2,38 +2,59 @@
 talking to our backend through one LiveKit server, N increasing until p95 voice-to-voice
 exceeds 2x the single-session p95 or errors appear. CPU and memory come from /proc (psutil)
 of the backend (which hosts every agent), livekit-server, and this driver (the bots).
-The WS fan-out latency (bridge hand-over → bot's WebSocket) is measured at every step."""
+The WS fan-out latency (bridge hand-over → bot's WebSocket) is measured at every step.
+
+`python -m bench capacity-dispatch [--providers fake|local]`: the production shape. The
+agents run in dispatched livekit-agents workers (`python -m app.voice.agent.worker start`,
+WORKERS processes, each job a process of its own), with Redis as the channel layer. The
+workers are pinned to the last core (`taskset`), this driver, its bots, livekit-server,
+Redis and the web process to the others, so the agents' CPU is their own. Agent CPU and
+memory are those of the worker process trees (memory as PSS: shared pages split fairly
+between the processes that map them)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
 
 from bench import common
-from bench.live import attach_metrics, bench_stack, fanout, fanout_kinds, read_probe, run_bots
+from bench.live import LOGS, BenchStack, attach_metrics, bench_stack, fanout, fanout_kinds, read_probe, run_bots
 from bench.turns import TurnLog, TurnPlan
+
+WORKERS = 2
 
 
 class Sampler:
     """CPU seconds and peak RSS of a few processes (with children) over one step."""
 
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+    def __init__(self, pids: dict[str, int | list[int]], pss: bool = False) -> None:
+        self.procs = {
+            name: [psutil.Process(p) for p in (pid if isinstance(pid, list) else [pid])] for name, pid in pids.items()
+        }
+        self.pss = pss
         self.peak_rss = {name: 0 for name in pids}
         self._stop = threading.Event()
 
-    def _tree(self, p: psutil.Process) -> list[psutil.Process]:
-        if p.pid == os.getpid():
-            return [p]  # the driver's children are the stack's servers, counted on their own
-        try:
-            return [p, *p.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
+    def _tree(self, ps: list[psutil.Process]) -> list[psutil.Process]:
+        out = []
+        for p in ps:
+            if p.pid == os.getpid():
+                out.append(p)  # the driver's children are the stack's servers, counted on their own
+                continue
+            try:
+                out += [p, *p.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        return out
 
     def _cpu(self) -> dict[str, float]:
         out = {}
@@ -53,8 +74,8 @@ class Sampler:
             rss = 0
             for q in self._tree(p):
                 try:
-                    rss += q.memory_info().rss
-                except psutil.NoSuchProcess:
+                    rss += q.memory_full_info().pss if self.pss else q.memory_info().rss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
                     pass
             self.peak_rss[name] = max(self.peak_rss[name], rss)
 
@@ -81,26 +102,110 @@ class Sampler:
         self.machine_busy_pct = 100 * (busy(sys1) - busy(self.sys0)) / max(1e-9, total(sys1) - total(self.sys0))
 
 
+class DispatchStack(BenchStack):
+    """The bench stack with Redis and dispatched agent workers pinned to their own core."""
+
+    agent_cores: str = ""
+
+    def start(self, with_ui: bool = False) -> DispatchStack:  # type: ignore[override]
+        from devtools.stack import free_port
+
+        self.config.backend_port = self.config.backend_port or free_port()
+        self.config.ui_port = self.config.ui_port or free_port()
+        try:
+            self.start_livekit()
+            self.start_redis()
+            self.start_backend()
+            self.start_agent_workers()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start_agent_workers(self) -> None:
+        from devtools.stack import PYTHON, wait_for_log
+
+        for index in range(self.config.agent_workers):
+            env = self.backend_env() | {"VOICE_WORKER_PORT": "0", "VOICE_WORKER_MAX_SESSIONS": "100"}
+            cmd = ["taskset", "-c", self.agent_cores, PYTHON, "-m", "app.voice.agent.worker", "start"]
+            self._spawn(f"agent-worker-{index + 1}", cmd, env)
+        for index in range(self.config.agent_workers):
+            wait_for_log(self.processes[f"agent-worker-{index + 1}"], "registered worker", timeout=90)
+
+
+@contextlib.contextmanager
+def dispatch_stack(profile: str, providers: str, workers: int) -> Iterator[DispatchStack]:
+    from devtools import setup
+    from devtools.stack import StackConfig
+
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        raise SystemExit("capacity-dispatch needs 2 cores: one for the agents, one for the rest")
+    os.sched_setaffinity(0, set(cores[:-1]))  # this driver and every server it starts
+    tmp = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
+    probe = tmp / "probe.jsonl"
+    probe.touch()
+    env = {
+        **common.PROFILES[profile],
+        "FAKE_STT_UTTERANCES": common.STT_UTTERANCE,
+        "VOICE_PROVIDERS": providers,
+        "BENCH_PROBE_FILE": str(probe),
+        "LOG_LEVEL": "WARNING",
+        "VOICE_PARTICIPANT_TIMEOUT": "60",
+        "VOICE_START_TIMEOUT": "60",
+        "PYTHONPATH": str(common.ROOT),
+    }
+    config = StackConfig(
+        livekit_server=setup.livekit_server(),
+        log_dir=LOGS,
+        database_url=f"sqlite:///{tmp}/bench.sqlite3",
+        extra_env=env,
+        redis_server=setup.redis_server(),
+        agent_workers=workers,
+    )
+    stack = DispatchStack(config)
+    stack.probe_file = probe
+    stack.agent_cores = str(cores[-1])
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        os.sched_setaffinity(0, set(cores))
+
+
 def main(
-    profile: str, steps: list[int], turns: int, out: str, extra_env: dict[str, str] | None = None
+    profile: str,
+    steps: list[int],
+    turns: int,
+    out: str,
+    extra_env: dict[str, str] | None = None,
+    *,
+    workers: int = 0,
+    providers: str = "fake",
 ) -> dict[str, Any]:
     clip = common.speech_clip(16000)
     plan = TurnPlan(turns=turns)
     rows: list[dict[str, Any]] = []
-    print(f"== capacity, profile {profile}, {turns} turns per session, steps {steps}")
-    with bench_stack(profile, extra=extra_env) as stack:
-        pids = {
+    shape = f"{workers} dispatched workers on their own core, {providers} providers" if workers else "in-process"
+    print(f"== capacity ({shape}), profile {profile}, {turns} turns per session, steps {steps}")
+    stack_cm = dispatch_stack(profile, providers, workers) if workers else bench_stack(profile, extra=extra_env)
+    with stack_cm as stack:
+        pids: dict[str, int | list[int]] = {
             "backend": stack.processes["backend"].pid,
             "livekit": stack.processes["livekit"].pid,
             "bots(driver)": os.getpid(),
         }
-        idle = Sampler(pids)
+        if workers:
+            pids["agents"] = [p.pid for name, p in stack.processes.items() if name.startswith("agent-worker")]
+        agent = "agents" if workers else "backend"
+        idle = Sampler(pids, pss=bool(workers))
         with idle:
             time.sleep(3)
         baseline_rss = dict(idle.peak_rss)
         base_p95 = None
         for n in steps:
-            with Sampler(pids) as sampler:
+            with Sampler(pids, pss=bool(workers)) as sampler:
                 results = asyncio.run(run_bots(stack, n, plan, clip, prefix=f"cap{n}", cheap=True))
             records = read_probe(stack.probe_file)
             merged = TurnLog()
@@ -120,8 +225,8 @@ def main(
             unanswered = sum(x is None for r in results for x in r.log.latencies())
             s = common.summary(lat)
             base_p95 = base_p95 or s["p95"]
-            per_session_cpu = (sampler.cpu_pct["backend"] - idle.cpu_pct["backend"]) / n
-            rss_per = (sampler.peak_rss["backend"] - baseline_rss["backend"]) / n / 2**20
+            per_session_cpu = (sampler.cpu_pct[agent] - idle.cpu_pct[agent]) / n
+            rss_per = (sampler.peak_rss[agent] - baseline_rss[agent]) / n / 2**20
             row = {
                 "sessions": n,
                 "voice_to_voice": s,
@@ -133,6 +238,7 @@ def main(
                 "cpu_pct": sampler.cpu_pct,
                 "idle_cpu_pct": idle.cpu_pct,
                 "machine_busy_pct": sampler.machine_busy_pct,
+                "agent_process": agent,
                 "backend_cpu_pct_per_session": per_session_cpu,
                 "peak_rss_mb": {k: v / 2**20 for k, v in sampler.peak_rss.items()},
                 "backend_rss_mb_per_session": rss_per,
@@ -157,7 +263,8 @@ def main(
                 f"  ws p50/p99 {common.fmt(row['ws_fanout']['p50'])}/{common.fmt(row['ws_fanout']['p99'])}"
                 f"  cpu% backend {sampler.cpu_pct['backend']:.0f} livekit {sampler.cpu_pct['livekit']:.0f}"
                 f" bots {sampler.cpu_pct['bots(driver)']:.0f} machine {sampler.machine_busy_pct:.0f}"
-                f"  backend/session {per_session_cpu:.1f}% {rss_per:.1f} MB  errors={len(errors)}"
+                + (f" agents {sampler.cpu_pct['agents']:.0f}" if workers else "")
+                + f"  {agent}/session {per_session_cpu:.1f}% {rss_per:.1f} MB  errors={len(errors)}"
                 f"  [{sampler.elapsed:.0f} s]",
                 flush=True,
             )
@@ -182,6 +289,9 @@ def main(
             "kind": "capacity",
             "profile": profile,
             "backend_extra_env": extra_env or {},
+            "shape": shape,
+            "workers": workers,
+            "providers": providers,
             "provider_env": common.PROFILES[profile],
             "turns_per_session": turns,
             "single_session_p95": base_p95,
