@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what in ("browser",):
         from bench import browser
 
-        browser.main(turns, profiles, "latency_browser" + suffix)
+        browser.main(turns, profiles, args.out or "latency_browser" + suffix)
     if args.what in ("capacity",):
         from bench import capacity
 

@@ -92,7 +92,8 @@ def run(profile: str, turns: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     reply = len("You said: " + common.STT_UTTERANCE) * 0.055
-    expected = 1.9 if profile == "openai" else 0.9
+    # Room for the reply before the loop speaks again, also with a 1 s end-of-turn window.
+    expected = 2.4 if profile == "openai" else 1.4
     period = round(0.5 + common.speech_clip(48000).seconds + expected + reply + 1.2, 1)
     wav, _, _ = common.browser_wav(period)
     print(f"== browser (Chromium fake mic, real stack), profile {profile}: loop {period} s, ~{turns} turns")
