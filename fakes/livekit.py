@@ -10,6 +10,7 @@ The agent's audio is captured, played out in real time, and kept for assertions.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 import wave
 from collections.abc import Callable
@@ -19,7 +20,10 @@ from pathlib import Path
 import numpy as np
 from livekit import rtc
 from livekit.agents import Agent, AgentSession
-from livekit.agents.voice.io import AudioInput, AudioOutput, AudioOutputCapabilities
+from livekit.agents.voice.io import AudioInput, AudioOutput, AudioOutputCapabilities, TextOutput
+from livekit.agents.voice.room_io import TextInputEvent
+from livekit.agents.voice.room_io.types import TextInputCallback
+from livekit.agents.voice.transcription import TranscriptSynchronizer
 
 from app.voice.agent.livekit_gateway import LiveKitGateway
 
@@ -139,6 +143,9 @@ class FakeRoom:
     microphone: ScriptedMicrophone | None = None
     speaker: SpeakerRecorder = field(default_factory=SpeakerRecorder)
     closed: bool = False
+    session: AgentSession | None = None
+    text_input: TextInputCallback | None = None
+    synchronizer: TranscriptSynchronizer | None = None
     _joined: list[Callable[[str], None]] = field(default_factory=list)
     _left: list[Callable[[str], None]] = field(default_factory=list)
     _lost: list[Callable[[], None]] = field(default_factory=list)
@@ -156,13 +163,34 @@ class FakeRoom:
         self._lost.append(callback)
 
     async def start_session(
-        self, session: AgentSession, agent: Agent, *, participant_identity: str
+        self,
+        session: AgentSession,
+        agent: Agent,
+        *,
+        participant_identity: str,
+        transcription: TextOutput | None = None,
+        text_input: TextInputCallback | None = None,
     ) -> None:
         self.person_identity = participant_identity
         self.microphone = ScriptedMicrophone(self.script)
         session.input.audio = self.microphone
         session.output.audio = self.speaker
+        if transcription is not None:
+            # As RoomIO does: the transcript is released in step with the speaker's playout.
+            self.synchronizer = TranscriptSynchronizer(
+                next_in_chain_audio=self.speaker, next_in_chain_text=transcription
+            )
+            session.output.audio = self.synchronizer.audio_output
+            session.output.transcription = self.synchronizer.text_output
+        self.session, self.text_input = session, text_input
         await session.start(agent=agent, record=False)
+
+    async def person_types(self, text: str) -> None:
+        """The person sends a typed line (LiveKit's text input for agents)."""
+        assert self.session is not None and self.text_input is not None, "no text input"
+        result = self.text_input(self.session, TextInputEvent(text=text))
+        if inspect.isawaitable(result):
+            await result
 
     # What the test makes the person (or the network) do.
     def person_joins(self) -> None:
@@ -181,6 +209,8 @@ class FakeRoom:
 
     async def aclose(self) -> None:
         self.closed = True
+        if self.synchronizer is not None:
+            await self.synchronizer.aclose()
 
 
 class FakeLiveKitGateway(LiveKitGateway):
