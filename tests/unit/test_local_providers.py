@@ -17,6 +17,7 @@ import pytest
 from livekit import rtc
 from livekit.agents import stt
 
+from app.voice.agent.providers.local.decoder_processes import DecoderPool, DecoderProcess
 from app.voice.agent.providers.local.flite_tts import FliteTTS
 from app.voice.agent.providers.local.pocketsphinx_stt import PocketSphinxSTT
 from app.voice.agent.providers.local.rule_based_replies import GREETING, NOTHING_HEARD, reply_to
@@ -130,6 +131,65 @@ async def test_two_turns_on_one_stream_give_two_finals() -> None:
     assert len(texts) == 2, texts
     assert {"color", "green"} <= words(texts[0]) and "dragon" not in words(texts[0])
     assert {"story", "dragon"} <= words(texts[1]) and "green" not in words(texts[1])
+
+
+class RecordingDecoder:
+    """A real decoder process that records the calls that set its cepstral mean."""
+
+    def __init__(self, calls: list[tuple[str, str]]) -> None:
+        self.real = DecoderProcess()
+        self.calls = calls
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+    def start(self, cmn: str = "") -> None:
+        self.calls.append(("start", cmn))
+        self.real.start(cmn)
+
+    def adapt(self) -> str:
+        cmn = self.real.adapt()
+        self.calls.append(("adapt", cmn))
+        return cmn
+
+    def cmn(self) -> str:
+        cmn = self.real.cmn()
+        self.calls.append(("cmn", cmn))
+        return cmn
+
+
+class RecordingPool(DecoderPool):
+    """A fresh decoder for every utterance, so nothing carries over inside a decoder."""
+
+    def __init__(self) -> None:
+        super().__init__(keep_idle=0)
+        self.calls: list[tuple[str, str]] = []
+
+    def take(self) -> DecoderProcess:
+        return RecordingDecoder(self.calls)  # type: ignore[return-value]
+
+    def give_back(self, decoder: DecoderProcess) -> None:
+        decoder.close()
+
+
+async def test_a_stream_keeps_its_voice_mean_from_one_utterance_to_the_next_whatever_decoder() -> None:
+    """The first utterance starts from the default mean and, 1.5 s in, sets the voice's own;
+    the next utterance, on another decoder, starts from the mean the first one ended with."""
+    pool = RecordingPool()
+    stream = PocketSphinxSTT(decoders=pool).stream()
+    for name in ("dragon-awb-slow.wav", "color-rms-fast.wav"):
+        for frame in frames_48k(*read_wav(SPEECH / name)):
+            stream.push_frame(frame)
+        stream.flush()
+    stream.end_input()
+    texts = finals([event async for event in stream])
+    await stream.aclose()
+    assert {"story", "dragon"} <= words(texts[0]) and {"color", "green"} <= words(texts[1])
+    kinds = [kind for kind, _ in pool.calls]
+    assert kinds == ["start", "adapt", "cmn", "start", "cmn"], pool.calls
+    (_, first_start), (_, adapted), (_, first_end), (_, second_start), _ = pool.calls
+    assert first_start == ""  # nothing known of this voice: the default mean
+    assert adapted and second_start == first_end  # the voice's mean, carried to the next decoder
 
 
 @pytest.mark.parametrize(

@@ -35,8 +35,14 @@ class DecoderProcess:
         if self._answer() != "ready":
             raise DecoderDied("the decoder process did not start")
 
-    def start(self) -> None:
-        self._call(b"S")
+    def start(self, cmn: str = "") -> None:
+        self._call(b"S", cmn.encode())
+
+    def adapt(self) -> str:
+        return self._call(b"A")
+
+    def cmn(self) -> str:
+        return self._call(b"C")
 
     def feed(self, pcm: bytes) -> str:
         return self._call(b"F", pcm)

@@ -5,6 +5,9 @@ How a turn is recognised:
 - audio arrives at 16 kHz; a WebRTC-style endpointer (pocketsphinx.Endpointer, cheap)
   lets only speech, plus a short pre-roll before its onset (soft first sounds like the
   "wh" of "what" fall below it), reach a decoder, so silence costs no decoding;
+- each stream (one person) keeps its own cepstral mean, the decoder's estimate of the voice
+  and the microphone, from one utterance to the next, whichever pooled decoder decodes it;
+  the first utterance, once 1.5 s of it have set that mean, is decoded again from its start;
 - while the person speaks, partial hypotheses become interim transcripts;
 - the session flushes the stream when its own VAD says the speech ended (manual_flush):
   the utterance is closed and its text becomes the final transcript, unless nothing
@@ -55,6 +58,8 @@ class RecognizerSettings:
     # took for speech but that no flush followed within this time was not speech to the
     # session: it is dropped.
     unconfirmed_after: float = 1.5
+    # Seconds of a stream's first speech that set its cepstral mean (then decoded again).
+    adapt_after: float = 1.5
     min_word_posterior: float = MIN_WORD_POSTERIOR
 
 
@@ -124,6 +129,8 @@ class PocketSphinxStream(stt.RecognizeStream):
         self._recent = bytearray()  # the last seconds of audio, for the pre-roll
         self._recent_end = 0  # stream offset (bytes) just after self._recent
         self._decoder: DecoderProcess | None = None  # held from the first speech until the flush
+        self._cmn = ""  # this person's cepstral mean ("": none yet, CMN_INIT is used)
+        self._first_speech = bytearray()  # the first utterance's speech, until it sets the mean
         self._decoded_seconds = 0.0
         self._last_interim = ""
         self._interim_at = 0.0
@@ -182,6 +189,13 @@ class PocketSphinxStream(stt.RecognizeStream):
         if self._decoder is None:
             self._decoder = await self._in_thread(self._start)
         text = await self._in_thread(self._decoder.feed, speech)
+        if not self._cmn:
+            # No mean of this voice yet: once enough speech has set one, decode it all again.
+            self._first_speech += speech
+            if len(self._first_speech) >= self._settings.adapt_after * SAMPLE_RATE * 2:
+                self._cmn = await self._in_thread(self._decoder.adapt)
+                text = await self._in_thread(self._decoder.feed, bytes(self._first_speech))
+                self._first_speech = bytearray()
         self._decoded_seconds += len(speech) / 2 / SAMPLE_RATE
         if text and text != self._last_interim and self._decoded_seconds - self._interim_at >= self._interval:
             self._last_interim, self._interim_at = text, self._decoded_seconds
@@ -210,7 +224,7 @@ class PocketSphinxStream(stt.RecognizeStream):
 
     def _start(self) -> DecoderProcess:
         decoder = self._owner.decoders.take()
-        decoder.start()
+        decoder.start(self._cmn)
         return decoder
 
     def _take_utterance(self) -> DecoderProcess | None:
@@ -218,6 +232,7 @@ class PocketSphinxStream(stt.RecognizeStream):
         self._decoded_seconds = self._interim_at = 0.0
         self._last_interim = ""
         self._quiet_bytes = 0
+        self._first_speech = bytearray()
         return decoder
 
     async def _drop_utterance(self) -> None:
@@ -247,6 +262,8 @@ class PocketSphinxStream(stt.RecognizeStream):
             if min_word_posterior is None:
                 decoder.discard()
                 return ""
-            return decoder.end(min_word_posterior)
+            text = decoder.end(min_word_posterior)
+            self._cmn = decoder.cmn()  # what this utterance taught it about the voice
+            return text
         finally:
             self._owner.decoders.give_back(decoder)

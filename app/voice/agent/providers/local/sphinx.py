@@ -38,11 +38,30 @@ class Recognizer:
         self.decoder = Decoder(Config(loglevel="FATAL", **DECODER_OPTIONS))
         self.open = False
 
-    def start(self) -> None:
+    def start(self, cmn: str = "") -> None:
+        """Open an utterance, normalised with the cepstral mean `cmn` (a stream's own, from
+        `cmn()` after its last utterance; "" for CMN_INIT)."""
         if self.open:
             self.decoder.end_utt()
+        self.decoder.set_cmn(cmn or CMN_INIT)
         self.decoder.start_utt()
         self.open = True
+
+    def adapt(self) -> str:
+        """Set the cepstral mean from the speech of the open utterance so far, and reopen it,
+        empty, so that speech can be decoded again with it; the new mean. A first sentence
+        normalised with CMN_INIT, or another voice's mean, loses words ("but china's us or
+        open tomorrow"); decoded again after its first 1.5 s set the mean, it is heard about
+        as well as with a whole-utterance mean (0.89 of the content words against 0.83, three
+        flite voices through Chromium)."""
+        self.decoder.get_cmn(True)  # update the mean from this utterance's audio
+        self.decoder.end_utt()
+        self.decoder.start_utt()
+        return self.cmn()
+
+    def cmn(self) -> str:
+        """The cepstral mean as it stands (updated by each utterance's end)."""
+        return str(self.decoder.get_cmn())
 
     def feed(self, pcm: bytes) -> str:
         """16 kHz mono 16-bit audio of the open utterance; the hypothesis so far."""
@@ -63,7 +82,7 @@ class Recognizer:
 
     def recognize(self, pcm: bytes) -> str:
         """A whole utterance at once."""
-        self.start()
+        self.start(self.cmn())
         self.decoder.process_raw(pcm, False, True)
         return self.end()
 
@@ -81,8 +100,9 @@ class Recognizer:
 
 
 # ---- the child process: requests on stdin, answers on stdout --------------------------------
-# A request is one byte (S start, F feed, E end, D discard) and a length-prefixed payload
-# (F: audio; E: the minimum word posterior, as text); every answer is a length-prefixed text.
+# A request is one byte (S start, A adapt, F feed, E end, D discard, C cepstral mean) and a
+# length-prefixed payload (S: the cepstral mean, as text; F: audio; E: the minimum word
+# posterior, as text); every answer is a length-prefixed text.
 HEADER = struct.Struct("<cI")
 LENGTH = struct.Struct("<I")
 
@@ -96,8 +116,12 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
         op, size = HEADER.unpack(header)
         payload = requests.read(size)
         if op == b"S":
-            recognizer.start()
+            recognizer.start(payload.decode())
             reply(answers, "")
+        elif op == b"A":
+            reply(answers, recognizer.adapt())
+        elif op == b"C":
+            reply(answers, recognizer.cmn())
         elif op == b"F":
             reply(answers, recognizer.feed(payload))
         elif op == b"E":
