@@ -30,14 +30,19 @@ from devtools import setup
 from devtools.speech import write_wav
 from devtools.stack import ROOT, Stack
 from tests.e2e import page_audio
-from tests.e2e.speech import Recording, Utterance, content_words, recognize, recording, share_heard, words
+from tests.e2e.speech import (
+    WORD_SHARE,
+    Recording,
+    Utterance,
+    content_words,
+    recognize,
+    recording,
+    share_heard,
+    words,
+)
 from tests.e2e.support import Api, open_chat, press_start, press_stop, separate_stack, unique, wait_until
 
 ARTIFACTS = ROOT / "artifacts" / "e2e"
-# Share of the content words of a line that must be heard. The recogniser gets 0.92-0.98 of
-# the words of these voices through Opus; 0.75 allows one miss in a short sentence, while a
-# wrong sentence (cross-talk, a scripted line) shares next to none.
-WORD_SHARE = 0.75
 # Barge-in: the agent's audio in the page must stop within this many seconds of the person
 # starting to speak over it (VAD needs ~0.5 s of speech to call it an interruption).
 BARGE_IN_STOP_BOUND = 2.0

@@ -13,8 +13,12 @@ from dataclasses import dataclass, field
 
 from tests.e2e.speech import content_words, share_heard, words
 
-# Share of a sentence's content words that must arrive (see tests/e2e/conversations.py).
-WORD_SHARE = 0.75
+# Share of its own sentence's content words each place must hold. Lower than the start
+# flow's WORD_SHARE: three people start talking at once, each the first sentence of its
+# session, which the recogniser hears worst (0.5-1.0 of a four-content-word sentence here),
+# and what tells isolation from cross-talk is where the words go: a place that got another
+# session's audio holds none of its own sentence's words and some of the other's.
+OWN_WORDS_SHARE = 0.5
 
 
 @dataclass
@@ -42,7 +46,7 @@ def cross_talk(views: list[SessionView]) -> list[str]:
             "agent's audio in the page": view.agent_heard,
         }
         for place, text in places.items():
-            if share_heard(view.said, text) < WORD_SHARE:
+            if share_heard(view.said, text) < OWN_WORDS_SHARE:
                 problems.append(f"{view.name}: the {place} lacks its own words ({view.said!r}; has {text!r})")
             present = set(words(text))
             for other, theirs in foreign.items():

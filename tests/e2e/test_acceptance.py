@@ -37,8 +37,8 @@ from app.voice.agent.providers.local.rule_based_replies import GREETING, reply_t
 from devtools.stack import Stack
 from tests.e2e import page_audio
 from tests.e2e.conversations import launch_browser
-from tests.e2e.crosstalk import WORD_SHARE, SessionView, cross_talk
-from tests.e2e.speech import Recording, Utterance, recognize, recording, share_heard
+from tests.e2e.crosstalk import SessionView, cross_talk
+from tests.e2e.speech import WORD_SHARE, Recording, Utterance, recognize, recording, share_heard
 from tests.e2e.support import (
     Api,
     browser_pids,

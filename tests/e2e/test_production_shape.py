@@ -22,8 +22,7 @@ from websockets.sync.client import connect
 
 from devtools import setup
 from devtools.stack import Stack, wait_for_log
-from tests.e2e.crosstalk import WORD_SHARE
-from tests.e2e.speech import Recording, share_heard
+from tests.e2e.speech import WORD_SHARE, Recording, share_heard
 from tests.e2e.support import (
     Api,
     end_live_sessions,

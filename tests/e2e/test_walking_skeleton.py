@@ -8,8 +8,7 @@ from playwright.sync_api import Page, expect
 
 from app.voice.agent.providers.local.rule_based_replies import GREETING, reply_to
 from devtools.stack import Stack
-from tests.e2e.crosstalk import WORD_SHARE
-from tests.e2e.speech import Recording, share_heard
+from tests.e2e.speech import WORD_SHARE, Recording, share_heard
 from tests.e2e.support import Api
 
 AUDIBLE_RMS = 0.02  # flite speaks at ~0.1 RMS; silence reads ~0
