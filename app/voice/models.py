@@ -91,6 +91,11 @@ class TranscriptEntry(models.Model):
     text = models.TextField()
     # An agent line the person cut off by speaking over it.
     interrupted = models.BooleanField(default=False)
+    # A user line typed rather than spoken.
+    typed = models.BooleanField(default=False)
+    # An agent reply's latency (contract.messages.Latency: total_ms and its parts); null for
+    # lines that answer no turn (the greeting) and for user lines.
+    latency = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -15,7 +15,7 @@ import pytest
 from app.voice.agent.host import get_host
 from app.voice.models import TranscriptEntry, VoiceSession
 from fakes.livekit import FakeLiveKitGateway, PersonScript
-from tests.unit.support import receive_until
+from tests.unit.support import receive_until, visitor_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -80,7 +80,9 @@ async def test_shutdown_ends_every_live_session(api, open_socket, gateway) -> No
 async def test_delete_of_a_session_whose_host_is_gone_still_ends_it(api, settings) -> None:
     """The row is live but no process hosts its agent (it crashed): DELETE must not hang."""
     settings.VOICE_STOP_TIMEOUT = 0.3
-    orphan = await VoiceSession.objects.acreate(room="room-orphan", identity="bob", status="running")
+    orphan = await VoiceSession.objects.acreate(
+        room="room-orphan", identity="bob", status="running", visitor=await visitor_of(api)
+    )
     response = await api.delete(f"/session/{orphan.id}")
     assert response.status_code == 204
     await orphan.arefresh_from_db()
@@ -106,14 +108,21 @@ async def test_two_sessions_at_once_do_not_cross_talk(
     sockets = {room: await open_socket(f"/ws/transcript/{ids[room]}") for room in scripts}
 
     async def conversation(room: str) -> list[dict]:
+        """The socket's messages up to the agent's final answer to its own person (the same
+        words come first as agent_partial messages, while the answer is being played)."""
         expected = f"You said: {scripts[room][0]}"
-        return await receive_until(sockets[room], lambda m: m.get("text") == expected, timeout=40)
+        return await receive_until(
+            sockets[room], lambda m: m.get("role") == "agent" and m.get("final") is True and m["text"] == expected,
+            timeout=40,
+        )
 
     streams = dict(zip(scripts, await asyncio.gather(*(conversation(r) for r in scripts)), strict=True))
     for room, other in (("room-a", "room-b"), ("room-b", "room-a")):
         finals = [(m["role"], m["text"]) for m in streams[room] if m.get("final")]
         assert ("user", scripts[room][0]) in finals  # each socket carries its own person's words
-        texts = " ".join(m.get("text", "") for m in streams[room])
+        heard = [m["text"] for m in streams[room] if m.get("type") == "agent_partial"]
+        assert heard and heard[-1] == f"You said: {scripts[room][0]}"  # and its own agent's words
+        texts = " ".join(m.get("text", "") for m in streams[room])  # finals, interims and partials
         assert scripts[other][0].split()[0] not in texts  # "Alpha" never reaches Bravo's socket
         stored = [e.text async for e in TranscriptEntry.objects.filter(session_id=ids[room])]
         assert scripts[room][0] in stored and f"You said: {scripts[room][0]}" in stored

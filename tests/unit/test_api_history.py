@@ -10,17 +10,20 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from app.voice.models import TranscriptEntry, VoiceSession
-from tests.unit.support import assert_error
+from tests.unit.support import assert_error, visitor_of_sync
 
 pytestmark = pytest.mark.django_db
 
 
-def make_sessions(count: int) -> list[VoiceSession]:
-    """Ended sessions created a minute apart; returned newest first."""
+def make_sessions(count: int, owner: APIClient) -> list[VoiceSession]:
+    """Ended sessions of the visitor `owner`, created a minute apart; returned newest first."""
     now = timezone.now()
+    visitor = visitor_of_sync(owner)
     sessions = []
     for i in range(count):
-        session = VoiceSession.objects.create(room=f"room-{i}", identity="alice", status="ended", end_reason="deleted")
+        session = VoiceSession.objects.create(
+            room=f"room-{i}", identity="alice", status="ended", end_reason="deleted", visitor=visitor
+        )
         VoiceSession.objects.filter(pk=session.pk).update(
             created_at=now - timedelta(minutes=count - i),
             started_at=now - timedelta(minutes=count - i),
@@ -31,7 +34,7 @@ def make_sessions(count: int) -> list[VoiceSession]:
 
 
 def test_list_is_newest_first_and_paginated(client: APIClient) -> None:
-    newest_first = [str(s.id) for s in make_sessions(5)]
+    newest_first = [str(s.id) for s in make_sessions(5, client)]
     page = client.get("/transcripts", {"limit": 2}).json()
     assert page["count"] == 5
     assert [s["session_id"] for s in page["results"]] == newest_first[:2]
@@ -48,7 +51,7 @@ def test_list_is_newest_first_and_paginated(client: APIClient) -> None:
 
 
 def test_pages_are_bounded(client: APIClient) -> None:
-    make_sessions(25)
+    make_sessions(25, client)
     assert len(client.get("/transcripts").json()["results"]) == 20  # default page
     assert len(client.get("/transcripts", {"limit": 100}).json()["results"]) == 25
 
@@ -68,7 +71,7 @@ def test_empty_history_is_an_empty_page(client: APIClient) -> None:
 
 
 def test_detail_has_metadata_and_finals_in_order(client: APIClient) -> None:
-    session = make_sessions(1)[0]
+    session = make_sessions(1, client)[0]
     for seq, role, text in [(7, "agent", "You said: hi"), (1, "agent", "Hello!"), (4, "user", "hi")]:
         TranscriptEntry.objects.create(session=session, seq=seq, role=role, text=text)
     body = client.get(f"/transcripts/{session.id}").json()
@@ -77,11 +80,38 @@ def test_detail_has_metadata_and_finals_in_order(client: APIClient) -> None:
     assert [(e["seq"], e["role"], e["text"]) for e in body["entries"]] == [
         (1, "agent", "Hello!"), (4, "user", "hi"), (7, "agent", "You said: hi"),
     ]
-    assert all(set(e) == {"seq", "role", "text", "created_at"} for e in body["entries"])
+    keys = {"seq", "role", "text", "typed", "interrupted", "latency", "created_at"}
+    assert all(set(e) == keys for e in body["entries"])
+    assert body["latency_p50_ms"] is None  # no reply here has a latency
+
+
+def test_detail_has_each_lines_added_keys_and_the_reply_latency_p50(client: APIClient) -> None:
+    session = make_sessions(1, client)[0]
+
+    def latency(total: int) -> dict[str, int | None]:
+        return {"total_ms": total, "end_of_turn_ms": 500, "stt_ms": 120, "llm_ms": 40, "tts_ms": 90}
+
+    lines = [
+        (1, "agent", "Hello!", {"interrupted": True}),
+        (2, "user", "typed hello", {"typed": True}),
+        (3, "agent", "You said: typed hello", {"latency": latency(700)}),
+        (4, "user", "spoken", {}),
+        (5, "agent", "You said: spoken", {"latency": latency(1300)}),
+        (6, "user", "again", {}),
+        (7, "agent", "You said: again", {"latency": latency(900)}),
+    ]
+    for seq, role, text, extra in lines:
+        TranscriptEntry.objects.create(session=session, seq=seq, role=role, text=text, **extra)
+    body = client.get(f"/transcripts/{session.id}").json()
+    entries = {e["seq"]: e for e in body["entries"]}
+    assert (entries[1]["interrupted"], entries[1]["latency"]) == (True, None)
+    assert (entries[2]["typed"], entries[4]["typed"]) == (True, False)
+    assert entries[5]["latency"] == latency(1300)
+    assert body["latency_p50_ms"] == 900  # the median of 700, 1300 and 900
 
 
 def test_detail_of_a_session_without_finals_has_no_entries(client: APIClient) -> None:
-    session = make_sessions(1)[0]
+    session = make_sessions(1, client)[0]
     assert client.get(f"/transcripts/{session.id}").json()["entries"] == []
 
 

@@ -3,6 +3,7 @@ the WS stream, DELETE, and everything released afterwards."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _step(message: dict) -> str:
-    """One message as 'role:event' or 'role:interim|final:text', for sequence assertions."""
+    """One of the requirement's messages as 'role:event' or 'role:interim|final:text', for
+    sequence assertions (the added messages, with a `type` key and no role, are asserted apart)."""
     if "event" in message:
         return f"{message['role']}:{message['event']}"
     return f"{message['role']}:{'final' if message['final'] else 'interim'}:{message['text']}"
+
+
+def _added(messages: list[dict], kind: str) -> list[dict]:
+    return [m for m in messages if m.get("type") == kind]
 
 
 async def test_one_turn_streams_the_contract_messages_then_delete_ends_it(
@@ -34,9 +40,12 @@ async def test_one_turn_streams_the_contract_messages_then_delete_ends_it(
     socket = await open_socket(f"/ws/transcript/{session_id}")
 
     reply = f"You said: {DEFAULT_UTTERANCES[0]}"
-    received = await receive_until(socket, lambda m: m.get("text") == reply, timeout=30)
-    shapes = [{k: v for k, v in m.items() if k != "seq"} for m in received]
-    steps = [_step(m) for m in shapes]
+    received = await receive_until(
+        socket, lambda m: m.get("role") == "agent" and m.get("final") is True and m.get("text") == reply, timeout=30
+    )
+    # The agent is listening again once its reply is over.
+    after = await receive_until(socket, lambda m: m.get("type") == "agent_state" and m["state"] == "listening")
+    steps = [_step(m) for m in received if "type" not in m]
     print("\nobserved:", *steps, sep="\n  ")
 
     # The greeting (its final line, then the end of its speech), then the user's turn.
@@ -54,9 +63,35 @@ async def test_one_turn_streams_the_contract_messages_then_delete_ends_it(
     # Interims reveal the utterance word by word while the person speaks.
     texts = [step.removeprefix("user:interim:") for step in interims]
     assert texts and all(said.startswith(t) for t in texts) and texts == sorted(texts, key=len)
-    # Numbered without gaps from where this subscriber joined, so clients can order and dedupe.
-    seqs = [m["seq"] for m in received]
+    # Numbered without gaps from where this subscriber joined, so clients can order and dedupe
+    # (the added messages too).
+    seqs = [m["seq"] for m in received + after]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+    # The added messages carry a `type` and no `role`, so a client that knows only the
+    # requirement's messages ignores them.
+    assert all("role" not in m for m in received + after if "type" in m)
+    # The agent's state around the reply: listening while the person speaks, then thinking,
+    # speaking and listening again.
+    turn_started = next(m["seq"] for m in received if m.get("role") == "user" and m.get("event") == "speech_started")
+    user_final = next(m["seq"] for m in received if m.get("role") == "user" and m.get("final") is True)
+    reply_final = received[-1]["seq"]
+    states = _added(received + after, "agent_state")
+    assert [m["state"] for m in states if m["seq"] < turn_started][-1:] == ["listening"]
+    assert [m["state"] for m in states if m["seq"] > turn_started] == ["thinking", "speaking", "listening"]
+    assert all(m["seq"] > user_final for m in states if m["seq"] > turn_started)
+    # The reply's words, heard as they are played: growing, after the agent started speaking and
+    # before its final line, the last of them the whole reply.
+    agent_started = next(
+        m["seq"] for m in received if m.get("role") == "agent" and m.get("event") == "speech_started"
+        and m["seq"] > turn_started
+    )
+    words = _added([m for m in received if m["seq"] > turn_started], "agent_partial")
+    assert words and all(agent_started < m["seq"] < reply_final for m in words)
+    heard = [m["text"] for m in words]
+    assert all(later.startswith(earlier) and later != earlier for earlier, later in pairwise(heard))
+    assert heard[-1] == reply
+    assert not _added(after, "agent_partial")  # nothing of the reply after its final line
 
     room = gateway.rooms["room-1"]
     assert room.speaker.rms() > 0.05  # the agent's audio is really audio

@@ -1,8 +1,13 @@
 """AgentSession events → the transcript socket's messages.
 
 One source per message kind, so nothing is sent twice: user transcripts from
-``user_input_transcribed``, agent finals from ``conversation_item_added``,
-speaking events from the user and agent state changes. Messages are numbered,
+``user_input_transcribed``, typed lines from LiveKit's text input for agents (the
+``lk.chat`` text stream, through ``on_typed_input``), agent finals from
+``conversation_item_added``, the agent's words in step with its audio from the
+transcription that livekit-agents synchronises with playout (``text_output``), speaking
+events from the user and agent state changes, the agent's state from
+``agent_state_changed``. A reply's latency comes from the session's own per-turn metrics
+(``ChatMessage.metrics`` of the person's turn and of the reply). Messages are numbered,
 finals are persisted, then everything goes to the session's channel-layer group,
 strictly in the order the session emitted them.
 """
@@ -10,9 +15,15 @@ strictly in the order the session emitted them.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from livekit.agents import room_io
+from livekit.agents.voice import io
 
 from app.voice.contract import messages
 from app.voice.sessions import store
@@ -20,6 +31,7 @@ from app.voice.sessions.groups import channel_layer, transcript_group
 
 if TYPE_CHECKING:
     from livekit.agents import AgentSession
+    from livekit.agents.llm import MetricsReport
     from livekit.agents.voice.events import (
         AgentStateChangedEvent,
         ConversationItemAddedEvent,
@@ -28,6 +40,8 @@ if TYPE_CHECKING:
     )
 
 log = logging.getLogger("app.voice.bridge")
+
+Publish = Callable[[messages.Message], None]
 
 
 class TranscriptPublisher:
@@ -58,6 +72,8 @@ class TranscriptPublisher:
                     await store.save_final_transcript(
                         self.session_id, self._seq, message["role"], message["text"],
                         interrupted=message.get("interrupted", False),
+                        typed=message.get("typed", False),
+                        latency=message.get("latency"),
                     )
                 await layer.group_send(group, {"type": "transcript.message", "message": numbered})
             except Exception:
@@ -65,32 +81,153 @@ class TranscriptPublisher:
                 log.exception("bridge.publish_failed", extra={"session_id": self.session_id})
 
 
-def attach(session: AgentSession, publish: Callable[[messages.Message], None]) -> None:
-    """Subscribe `publish(message)` to the session events that the WS contract needs."""
+@dataclass(frozen=True)
+class _Turn:
+    """The person's latest turn, waiting for the reply it gets: when it ended (wall clock)
+    and, when spoken, the session's measures of it (seconds)."""
 
-    def on_user_transcribed(ev: UserInputTranscribedEvent) -> None:
+    ended_at: float
+    end_of_turn: float | None = None
+    transcription: float | None = None
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else max(0, round(seconds * 1000))
+
+
+class SpokenText(io.TextOutput):
+    """The last link of the agent's transcription chain. livekit-agents' TranscriptSynchronizer
+    releases the reply's words as its audio plays; each one becomes an ``agent_partial`` with
+    all the words of the reply so far."""
+
+    def __init__(self, bridge: SessionBridge) -> None:
+        super().__init__(label="TranscriptSocket", next_in_chain=None)
+        self._bridge = bridge
+
+    async def capture_text(self, text: str) -> None:
+        self._bridge.spoken(text)
+
+    def flush(self) -> None:
+        """The end of one audio segment; the reply ends with its final line."""
+
+
+class SessionBridge:
+    """Subscribes to one AgentSession and turns what it does into socket messages.
+
+    ``text_output`` and ``on_typed_input`` are the two ends the room's IO must be given:
+    the synchronised transcription's sink and the text input callback."""
+
+    def __init__(self, publish: Publish, *, clock: Callable[[], float] = time.time) -> None:
+        self._publish = publish
+        self._clock = clock
+        self._turn: _Turn | None = None
+        self._reply = ""  # the current reply's words spoken so far
+        self._sent = ""  # the last agent_partial's text
+        self._reply_open = True  # False from a reply's final line until the next reply starts
+        self.text_output = SpokenText(self)
+        self._typed_default = room_io.TextInputOptions().text_input_cb
+
+    def attach(self, session: AgentSession) -> None:
+        session.on("user_input_transcribed", self._on_user_transcribed)
+        session.on("conversation_item_added", self._on_item_added)
+        session.on("user_state_changed", self._on_user_state)
+        session.on("agent_state_changed", self._on_agent_state)
+
+    # ---- the person -------------------------------------------------------------------------
+
+    def _on_user_transcribed(self, ev: UserInputTranscribedEvent) -> None:
         if ev.transcript.strip():
-            publish(messages.transcript("user", ev.transcript, final=ev.is_final))
+            self._publish(messages.transcript("user", ev.transcript, final=ev.is_final))
 
-    def on_item_added(ev: ConversationItemAddedEvent) -> None:
+    def _on_user_state(self, ev: UserStateChangedEvent) -> None:
+        if event := _speaking_change(ev.old_state, ev.new_state):
+            self._publish(messages.speech("user", event))
+
+    async def on_typed_input(self, session: AgentSession, ev: room_io.TextInputEvent) -> None:
+        """A line the person typed (LiveKit's text input for agents): the library's own handling
+        (interrupt the agent, reply to the text), and a user final marked typed. The line is
+        sent once the interrupted reply (if any) has been sent, so the socket keeps the order
+        in which things were said."""
+        text = ev.text.strip()
+        if not text:
+            return
+        self._turn = _Turn(ended_at=self._clock())
+        result = self._typed_default(session, ev)
+        if inspect.isawaitable(result):
+            await result
+        self._publish(messages.transcript("user", text, final=True, typed=True))
+
+    # ---- the agent ----------------------------------------------------------------------------
+
+    def _on_agent_state(self, ev: AgentStateChangedEvent) -> None:
+        if ev.new_state == "thinking":
+            # A reply starts: its words begin from nothing.
+            self._reply, self._sent, self._reply_open = "", "", True
+        self._publish(messages.agent_state(ev.new_state))
+        if event := _speaking_change(ev.old_state, ev.new_state):
+            self._publish(messages.speech("agent", event))
+
+    def spoken(self, text: str) -> None:
+        """Words the agent has just said (released by the transcription synchroniser)."""
+        if not self._reply_open:
+            return  # a finished reply's last words, already in its final line
+        self._reply += text
+        so_far = self._reply.strip()
+        if so_far and so_far != self._sent:
+            self._sent = so_far
+            self._publish(messages.agent_partial(so_far))
+
+    def _on_item_added(self, ev: ConversationItemAddedEvent) -> None:
         item = ev.item
-        if item.type == "message" and item.role == "assistant":
-            text = item.text_content or ""
-            if text.strip():
-                publish(messages.transcript("agent", text, final=True, interrupted=item.interrupted))
+        if item.type != "message":
+            return
+        if item.role == "user":
+            self._note_spoken_turn(item.metrics)
+            return
+        if item.role != "assistant":
+            return
+        text = item.text_content or ""
+        if not text.strip():
+            return
+        latency = self._latency(item.metrics)
+        self._reply, self._sent, self._reply_open = "", "", False
+        self._publish(
+            messages.transcript("agent", text, final=True, interrupted=item.interrupted, latency=latency)
+        )
 
-    def on_user_state(ev: UserStateChangedEvent) -> None:
-        if event := _speaking_change(ev.old_state, ev.new_state):
-            publish(messages.speech("user", event))
+    def _note_spoken_turn(self, metrics: MetricsReport) -> None:
+        """A spoken turn carries the session's measures of it; a typed one was noted on arrival."""
+        if (ended_at := metrics.get("stopped_speaking_at")) is not None:
+            self._turn = _Turn(
+                ended_at=ended_at,
+                end_of_turn=metrics.get("end_of_turn_delay"),
+                transcription=metrics.get("transcription_delay"),
+            )
 
-    def on_agent_state(ev: AgentStateChangedEvent) -> None:
-        if event := _speaking_change(ev.old_state, ev.new_state):
-            publish(messages.speech("agent", event))
+    def _latency(self, metrics: MetricsReport) -> messages.Latency | None:
+        """The reply's latency, when it answers the person's latest turn: the reply's first
+        audio came after that turn ended (the greeting, or a reply cut off before the turn,
+        answers none)."""
+        turn, started = self._turn, metrics.get("started_speaking_at")
+        if turn is None or started is None or started < turn.ended_at:
+            return None
+        self._turn = None
+        total = metrics.get("e2e_latency", started - turn.ended_at)
+        return messages.Latency(
+            total_ms=_ms(total) or 0,
+            end_of_turn_ms=_ms(turn.end_of_turn),
+            stt_ms=_ms(turn.transcription),
+            llm_ms=_ms(metrics.get("llm_node_ttft")),
+            tts_ms=_ms(metrics.get("tts_node_ttfb")),
+        )
 
-    session.on("user_input_transcribed", on_user_transcribed)
-    session.on("conversation_item_added", on_item_added)
-    session.on("user_state_changed", on_user_state)
-    session.on("agent_state_changed", on_agent_state)
+
+def attach(session: AgentSession, publish: Publish, **kwargs: Any) -> SessionBridge:
+    """Subscribe `publish(message)` to the session events that the WS contract needs; the
+    bridge's ``text_output`` and ``on_typed_input`` are for the room's IO."""
+    bridge = SessionBridge(publish, **kwargs)
+    bridge.attach(session)
+    return bridge
 
 
 def _speaking_change(old: str, new: str) -> messages.SpeechEvent | None:

@@ -101,12 +101,14 @@ class AgentRun:
             },
             session_close_transcript_timeout=CLOSE_TRANSCRIPT_TIMEOUT,
         )
-        event_bridge.attach(self.session, self.publisher.publish)
+        bridge = event_bridge.attach(self.session, self.publisher.publish)
         self.session.on("close", self._on_session_close)
         await self.room.start_session(
             self.session,
             Agent(instructions=settings.SYSTEM_PROMPT),
             participant_identity=info.identity,
+            transcription=bridge.text_output,
+            text_input=bridge.on_typed_input,
         )
         if not self.room.has_participant(info.identity):
             self._timeout_task = asyncio.create_task(self._end_if_nobody_joins())

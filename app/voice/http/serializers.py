@@ -71,10 +71,25 @@ class SessionSerializer(serializers.ModelSerializer):
         return None
 
 
+class LatencySerializer(serializers.Serializer):
+    """An agent reply's latency (contract.messages.Latency), whole milliseconds."""
+
+    total_ms = serializers.IntegerField(min_value=0)
+    end_of_turn_ms = serializers.IntegerField(min_value=0, allow_null=True)
+    stt_ms = serializers.IntegerField(min_value=0, allow_null=True)
+    llm_ms = serializers.IntegerField(min_value=0, allow_null=True)
+    tts_ms = serializers.IntegerField(min_value=0, allow_null=True)
+
+
 class TranscriptEntrySerializer(serializers.ModelSerializer):
+    """A final line as the socket carried it: a typed user line says so; an agent line says
+    whether it was cut off and how long the reply took to start (null for the greeting)."""
+
+    latency = LatencySerializer(allow_null=True, read_only=True)
+
     class Meta:
         model = TranscriptEntry
-        fields = ["seq", "role", "text", "created_at"]
+        fields = ["seq", "role", "text", "typed", "interrupted", "latency", "created_at"]
 
 
 class TokenSerializer(serializers.Serializer):
@@ -103,6 +118,9 @@ class TranscriptSerializer(serializers.Serializer):
 
     session = SessionSerializer()
     entries = TranscriptEntrySerializer(many=True)
+    latency_p50_ms = serializers.IntegerField(
+        allow_null=True, help_text="the median latency of the agent's replies; null when none had one"
+    )
 
 
 class HealthSerializer(serializers.Serializer):
