@@ -10,6 +10,7 @@ django_http = get_asgi_application()  # sets Django up before the consumers impo
 # livekit-agents plugins must register on the main thread: import them here, not lazily.
 import livekit.plugins.openai  # noqa: E402, F401
 import livekit.plugins.silero  # noqa: E402, F401
+from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
@@ -20,8 +21,12 @@ application = with_lifespan(
     ProtocolTypeRouter(
         {
             "http": django_http,
-            # URLRouter's stubs want Channels' own pattern type; these are Django's re_path.
-            "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),  # type: ignore[arg-type]
+            # The visitor cookie and any signed-in user reach the consumer as scope["session"]
+            # and scope["user"]. URLRouter's stubs want Channels' own pattern type; these are
+            # Django's re_path.
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))  # type: ignore[arg-type]
+            ),
         }
     )
 )

@@ -64,6 +64,8 @@ ALLOWED_HOSTS = _env_list(
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
+    "django.contrib.auth",  # where a deployment signs people in, the user is the visitor
+    "django.contrib.sessions",
     "django.contrib.staticfiles",
     "corsheaders",
     "rest_framework",
@@ -75,8 +77,24 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "app.voice.http.visitors.VisitorMiddleware",
 ]
+
+# Who is asking (app.voice.sessions.visitors): each visitor gets a signed, HttpOnly session
+# cookie from the first API answer it reaches without one. The cookie holds only a random
+# visitor key, signed with SECRET_KEY (no server-side session table). SameSite=Lax: sent by
+# the pages' own fetches and WebSocket (same site: cookies are per host, not per port), not
+# by other sites' forms or scripts. Secure whenever DEBUG is off.
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+SESSION_COOKIE_NAME = "voice_visitor"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = not DEBUG
+# A visitor's history is theirs as long as the cookie lives: a year from their first visit.
+SESSION_COOKIE_AGE = 365 * 24 * 3600
 
 ROOT_URLCONF = "app.urls"
 ASGI_APPLICATION = "app.asgi.application"
@@ -86,7 +104,9 @@ TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-DATABASE_URL = _env("DATABASE_URL")
+# The database: VOICE_DATABASE_URL or DATABASE_URL, e.g. postgres://user:pass@host:5432/voice
+# (PostgreSQL, what production runs: psycopg 3); SQLite in var/ when neither is set (development).
+DATABASE_URL = _env("VOICE_DATABASE_URL", _env("DATABASE_URL"))
 if not DATABASE_URL:
     (BASE_DIR / "var").mkdir(exist_ok=True)
     DATABASE_URL = f"sqlite:///{BASE_DIR / 'var' / 'voice.sqlite3'}"
@@ -129,11 +149,15 @@ CORS_ALLOWED_ORIGINS = (
     else _env_list("CORS_ORIGINS", "http://127.0.0.1:5000,http://localhost:5000")
 )
 CORS_ALLOW_METHODS = ["GET", "POST", "DELETE", "OPTIONS"]
+# The pages' fetches carry the visitor cookie (credentials: "include"): allowed for the
+# origins listed above only, never for "*".
+CORS_ALLOW_CREDENTIALS = True
 # A 429's Retry-After tells the page how long to wait; cross-origin it must be exposed.
 CORS_EXPOSE_HEADERS = ["Retry-After"]
 
 REST_FRAMEWORK: dict[str, Any] = {
     # The API is anonymous: no session auth, so no CSRF token dance for the browser flow.
+    # (Who is asking is the visitor, app.voice.http.visitors, not DRF's authentication.)
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
@@ -167,6 +191,16 @@ VOICE_MAX_SESSIONS_PER_IP = _env_int("VOICE_MAX_SESSIONS_PER_IP", 10, minimum=1,
 # How many reverse proxies in front of Django append to X-Forwarded-For. 0 (the default):
 # the client IP is REMOTE_ADDR and X-Forwarded-For is ignored, since any client can forge it.
 REST_FRAMEWORK["NUM_PROXIES"] = _env_int("VOICE_TRUSTED_PROXIES", 0, minimum=0, maximum=10)
+# The transcript socket (app.voice.ws.limits; close codes in app.voice.contract.close_codes).
+# Clients only ever send a small {"type": "ping"}: a larger frame, a binary frame, or more
+# than RATE frames a second beyond a BURST closes the socket. Sockets open at once are
+# bounded per session and per web process. uvicorn's --ws-max-size (64 KiB in
+# devtools/stack.py and docs/production.md) must not be below VOICE_WS_MAX_FRAME_BYTES.
+VOICE_WS_MAX_FRAME_BYTES = _env_int("VOICE_WS_MAX_FRAME_BYTES", 4096, minimum=64, maximum=65536)
+VOICE_WS_FRAME_RATE = _env_float("VOICE_WS_FRAME_RATE", 5.0, minimum=0.1, maximum=1000.0)
+VOICE_WS_FRAME_BURST = _env_int("VOICE_WS_FRAME_BURST", 20, minimum=1, maximum=10000)
+VOICE_WS_MAX_SOCKETS_PER_SESSION = _env_int("VOICE_WS_MAX_SOCKETS_PER_SESSION", 8, minimum=1, maximum=1000)
+VOICE_WS_MAX_SOCKETS = _env_int("VOICE_WS_MAX_SOCKETS", 2000, minimum=1, maximum=1_000_000)
 
 # OpenAPI schema of the HTTP API, served at /openapi.json (app/voice/http/api_schema.py).
 SPECTACULAR_SETTINGS = {

@@ -25,10 +25,13 @@ from app.voice.sessions.info import SessionInfo
 log = logging.getLogger("app.voice.sessions")
 
 
-async def start_session(room: str, identity: str, client_ip: str | None = None) -> VoiceSession:
-    """Create the session row and start its agent; raises RoomBusy, RoomTaken,
-    TooManySessions (the bounds per identity and per client IP) or AgentStartFailed."""
-    session = await store.create_session(room, identity, client_ip)
+async def start_session(
+    room: str, identity: str, client_ip: str | None = None, *, visitor: str
+) -> VoiceSession:
+    """Create the session row, owned by `visitor`, and start its agent; raises RoomBusy,
+    RoomTaken, IdentityTaken, TooManySessions (the bounds per identity and per client IP)
+    or AgentStartFailed."""
+    session = await store.create_session(room, identity, client_ip, visitor=visitor)
     info = SessionInfo.of(session)
     log.info("session.starting", extra={"session_id": info.session_id, "room": room})
     try:

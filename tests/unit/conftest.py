@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from app.asgi import application
 from app.voice.agent.livekit_gateway import get_gateway
 from fakes.livekit import FakeLiveKitGateway
-from tests.unit.support import ORIGIN, SPEECH_WAV
+from tests.unit.support import ORIGIN, SPEECH_WAV, cookie_header
 
 
 @pytest.fixture(autouse=True)
@@ -73,25 +73,40 @@ def client() -> APIClient:
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[httpx.AsyncClient]:
-    """HTTP through the project's real ASGI application, on the test's event loop.
+async def new_visitor() -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
+    """Makes HTTP clients through the project's real ASGI application, on the test's event
+    loop, each one visitor: it keeps the cookie its first answer gives it.
 
     Django's ASGIHandler runs each sync view in its own thread context, as under uvicorn
     (django.test.AsyncClient does not, which makes a DELETE wait behind the agent's own
-    database calls until the stop timeout). Requests that start an agent use this one.
-    """
-    transport = httpx.ASGITransport(app=application)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield client
+    database calls until the stop timeout). Requests that start an agent use these."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make() -> httpx.AsyncClient:
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://testserver")
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
 
 
 @pytest.fixture
-async def open_socket() -> AsyncIterator[Callable[[str], Awaitable[WebsocketCommunicator]]]:
-    """Connect to a WebSocket path with the UI's origin; every socket is closed at teardown."""
+async def api(new_visitor: Callable[[], httpx.AsyncClient]) -> httpx.AsyncClient:
+    """The test's first visitor (see new_visitor)."""
+    return new_visitor()
+
+
+@pytest.fixture
+async def open_socket(api: httpx.AsyncClient) -> AsyncIterator[Callable[..., Awaitable[WebsocketCommunicator]]]:
+    """Connect to a WebSocket path with the UI's origin, as the visitor `api` (or the one
+    given; None: no cookie at all); every socket is closed at teardown."""
     sockets: list[WebsocketCommunicator] = []
 
-    async def connect(path: str) -> WebsocketCommunicator:
-        communicator = WebsocketCommunicator(application, path, headers=[ORIGIN])
+    async def connect(path: str, visitor: httpx.AsyncClient | None = api) -> WebsocketCommunicator:
+        headers = [ORIGIN] + ([await cookie_header(visitor)] if visitor is not None else [])
+        communicator = WebsocketCommunicator(application, path, headers=headers)
         sockets.append(communicator)
         connected, _ = await communicator.connect()
         assert connected

@@ -12,7 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.contrib.sessions.backends.signed_cookies import SessionStore
+from django.test import Client
+
+from app.voice.sessions.visitors import SESSION_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -77,3 +83,44 @@ def load_settings(env: dict[str, str], probe: str = "import app.settings") -> su
     return subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
     )
+
+
+# ---- visitors: each test client is one visitor, known by the cookie it was given -----------
+
+
+def visitor_cookie(client: httpx.AsyncClient | Client) -> str | None:
+    """The visitor cookie a client holds (None before its first request)."""
+    if isinstance(client, httpx.AsyncClient):
+        return client.cookies.get(settings.SESSION_COOKIE_NAME)
+    morsel = client.cookies.get(settings.SESSION_COOKIE_NAME)
+    return morsel.value if morsel is not None else None
+
+
+def visitor_in(cookie: str) -> str:
+    """The visitor key a cookie carries (the server signed it; this reads it back)."""
+    key = SessionStore(session_key=cookie).get(SESSION_KEY)
+    assert isinstance(key, str), "not a visitor cookie"
+    return key
+
+
+async def visitor_of(client: httpx.AsyncClient) -> str:
+    """The client's visitor key; a client without a cookie first gets one (any API call)."""
+    if visitor_cookie(client) is None:
+        assert (await client.get("/healthz")).status_code == 200
+    cookie = visitor_cookie(client)
+    assert cookie is not None
+    return visitor_in(cookie)
+
+
+def visitor_of_sync(client: Client) -> str:
+    if visitor_cookie(client) is None:
+        assert client.get("/healthz").status_code == 200
+    cookie = visitor_cookie(client)
+    assert cookie is not None
+    return visitor_in(cookie)
+
+
+async def cookie_header(client: httpx.AsyncClient) -> tuple[bytes, bytes]:
+    """A WebSocket `Cookie` header that makes the socket the same visitor as `client`."""
+    await visitor_of(client)
+    return (b"cookie", f"{settings.SESSION_COOKIE_NAME}={visitor_cookie(client)}".encode())

@@ -124,8 +124,9 @@ async def test_live_sessions_per_client_ip_are_bounded_and_the_ip_is_stored(api,
     assert_error(await api.post("/session", json={"room": "room-3", "identity": "user-3"}), 429, "too_many_sessions")
     transport = httpx.ASGITransport(app=application, client=("192.0.2.7", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as elsewhere:
-        ids.append(await start(elsewhere, "room-3", "user-3"))  # another address: its own bound
-    assert (await VoiceSession.objects.aget(room="room-3")).client_ip == "192.0.2.7"
+        elsewhere_id = await start(elsewhere, "room-3", "user-3")  # another address: its own bound
+        assert (await VoiceSession.objects.aget(room="room-3")).client_ip == "192.0.2.7"
+        await stop(elsewhere, elsewhere_id)
     for session_id in ids:
         await stop(api, session_id)
 

@@ -106,3 +106,11 @@ def test_cors_gives_nothing_to_other_origins_and_to_everyone_when_locked_down(
     assert "Access-Control-Allow-Origin" not in client.get("/healthz", HTTP_ORIGIN="http://evil.example")
     settings.CORS_ALLOWED_ORIGINS = []  # what production sets
     assert "Access-Control-Allow-Origin" not in client.get("/healthz", HTTP_ORIGIN=FLASK_ORIGIN)
+
+
+def test_a_postgres_database_url_selects_postgresql_and_voice_database_url_wins() -> None:
+    url = "postgres://voice@127.0.0.1:5433/voice"
+    db = settings_of({"DJANGO_ENV": "development", "DATABASE_URL": url})["DATABASES"]["default"]
+    assert (db["ENGINE"], db["NAME"], db["PORT"]) == ("django.db.backends.postgresql", "voice", 5433)
+    both = {"DJANGO_ENV": "development", "DATABASE_URL": "sqlite:////tmp/other.sqlite3", "VOICE_DATABASE_URL": url}
+    assert settings_of(both)["DATABASES"]["default"]["ENGINE"] == "django.db.backends.postgresql"

@@ -1,6 +1,7 @@
 // The voice service's HTTP API, as the pages use it: where it lives, JSON in and out, and
 // how its errors (`{"error": {"code", "message"}}`), HTTP statuses and network failures
-// become the error kinds the page explains (errors.js).
+// become the error kinds the page explains (errors.js). The service knows this browser by
+// its visitor cookie, so every request carries it: only this visitor's sessions are shown.
 import { UiError, isKnownKind } from "./errors.js";
 
 // When an answer has no code the page knows (a proxy's error page, say), its status decides.
@@ -54,8 +55,11 @@ export class Api {
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response;
     try {
+      // credentials: the visitor cookie goes with every request, also to an API on another
+      // port or origin (it allows this page's origin with credentials); its answers may set it.
       response = await fetch(this.base + path, {
-        method, headers, keepalive, body: body === undefined ? undefined : JSON.stringify(body),
+        method, headers, keepalive, credentials: "include",
+        body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (e) {
       throw new UiError("backend_down", `No answer from ${this.label}.`);

@@ -23,7 +23,8 @@ export class UiError extends Error {
 const seconds = (n) => (n === 1 ? "1 second" : `${n} seconds`);
 
 // title: what happened, short. message: optional; without it the error's own message is shown.
-// hint: what the person can do. newRoom: offer the "Use a new room" button.
+// hint: what the person can do. newRoom: offer the "Use a new room" button. textOnly: offer
+// a conversation by typing (no microphone needed; the agent still answers aloud).
 const TEXTS = {
   // ---- found by the page ----
   bad_settings: {
@@ -40,12 +41,18 @@ const TEXTS = {
   },
   mic_denied: {
     title: "Microphone access is blocked",
-    hint: "Allow the microphone for this site (use the icon at the left of the address bar), then press Start again.",
+    hint: "Allow the microphone for this site (use the icon at the left of the address bar), then press Start again. Or type to the agent instead.",
+    textOnly: true,
   },
-  mic_missing: { title: "No microphone found", hint: "Connect a microphone, then press Start again." },
+  mic_missing: {
+    title: "No microphone found",
+    hint: "Connect a microphone, then press Start again. Or type to the agent instead.",
+    textOnly: true,
+  },
   mic_busy: {
     title: "The microphone is not available",
-    hint: "Another application may be using it. Close that application, then press Start again.",
+    hint: "Another application may be using it. Close that application, then press Start again. Or type to the agent instead.",
+    textOnly: true,
   },
   connection_lost: { title: "The connection was lost", hint: "Press Start to begin a new conversation." },
   client_missing: {
@@ -73,6 +80,11 @@ const TEXTS = {
     message: "Someone else is using this room name right now.",
     hint: "Use a new room (the button picks a free name), or choose another room under Connection settings.",
     newRoom: true,
+  },
+  identity_taken: {
+    title: "This name belongs to someone else",
+    message: "Another visitor used this name first, so this browser cannot use it.",
+    hint: "Open Connection settings, choose another name, then press Start again.",
   },
   not_found: {
     title: "The voice service does not know this request",
@@ -129,7 +141,7 @@ export const isKnownKind = (kind) => Object.hasOwn(TEXTS, kind);
 /**
  * Everything the error panel shows for `error` (a UiError, or anything thrown).
  * @returns {{kind: string, title: string, message: string, hint: string, detail: string,
- *            offerNewRoom: boolean, retryAfter: number|null}}
+ *            offerNewRoom: boolean, offerTextOnly: boolean, retryAfter: number|null}}
  */
 export function describe(error) {
   const known = error instanceof UiError && isKnownKind(error.kind);
@@ -150,6 +162,7 @@ export function describe(error) {
     hint: pick(text.hint),
     detail,
     offerNewRoom: Boolean(text.newRoom),
+    offerTextOnly: Boolean(text.textOnly),
     retryAfter: known ? error.retryAfter : null,
   };
 }

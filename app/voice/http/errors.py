@@ -17,7 +17,14 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from app.voice.contract.messages import error_body
-from app.voice.sessions.errors import AgentStartFailed, RoomBusy, RoomTaken, SessionError, TooManySessions
+from app.voice.sessions.errors import (
+    AgentStartFailed,
+    IdentityTaken,
+    RoomBusy,
+    RoomTaken,
+    SessionError,
+    TooManySessions,
+)
 
 log = logging.getLogger("app.voice.errors")
 
@@ -45,6 +52,9 @@ DOMAIN_ERRORS: dict[type[SessionError], Callable[[Any], ApiError]] = {
     ),
     RoomTaken: lambda exc: ApiError(
         403, "room_taken", "This room name is in use by someone else; choose another room."
+    ),
+    IdentityTaken: lambda exc: ApiError(
+        403, "identity_taken", "This name belongs to someone else; choose another name."
     ),
     TooManySessions: _too_many,
     AgentStartFailed: lambda exc: ApiError(

@@ -1,7 +1,11 @@
 """HTTP edge: validate, call the session services, shape the answer.
 
-Domain errors (room busy, room taken, too many sessions, agent start failed) rise
-from the services and become HTTP answers in app.voice.http.errors, not here.
+Domain errors (room busy, room taken, identity taken, too many sessions, agent start
+failed) rise from the services and become HTTP answers in app.voice.http.errors, not here.
+
+Every session belongs to the visitor who started it (app.voice.http.visitors): these views
+read, list and stop the asker's own sessions only. Another visitor's session id is answered
+exactly like an unknown one (404), so nobody learns that it exists.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -39,6 +44,7 @@ from app.voice.http.throttling import (
     TokenRateThrottle,
     client_ip,
 )
+from app.voice.http.visitors import visitor_of
 from app.voice.models import VoiceSession
 from app.voice.sessions import store
 from app.voice.sessions.groups import channel_layer
@@ -46,9 +52,10 @@ from app.voice.sessions.groups import channel_layer
 log = logging.getLogger("app.voice.http")
 
 
-def _get_session_or_404(raw_id: str) -> VoiceSession:
+def _get_session_or_404(request: Request, raw_id: str) -> VoiceSession:
+    """The asker's own session; another visitor's is as unknown as a made-up id."""
     session_id = store.parse_session_id(raw_id)
-    session = VoiceSession.objects.filter(pk=session_id).first() if session_id else None
+    session = store.sessions_of(visitor_of(request)).filter(pk=session_id).first() if session_id else None
     if session is None:
         raise exceptions.NotFound("No session with this id.")
     return session
@@ -57,7 +64,8 @@ def _get_session_or_404(raw_id: str) -> VoiceSession:
 class TokenView(RateLimitedMixin, APIView):
     """GET /token?room=R&identity=I → a LiveKit JWT that joins room R only.
 
-    Minting claims R for I for the token's lifetime; a room another identity holds is refused.
+    Minting claims R for I for the token's lifetime; a room another identity holds is refused,
+    and so is an identity another visitor used first.
     """
 
     throttle_classes = [TokenRateThrottle]
@@ -71,7 +79,7 @@ class TokenView(RateLimitedMixin, APIView):
         params.is_valid(raise_exception=True)
         room, identity = params.validated_data["room"], params.validated_data["identity"]
         ttl = timedelta(seconds=settings.LIVEKIT_TOKEN_TTL_SECONDS)
-        async_to_sync(store.claim_room)(room, identity, ttl)
+        async_to_sync(store.claim_room)(room, identity, ttl, visitor=visitor_of(request))
         gateway = get_gateway()
         token = gateway.mint_token(room=room, identity=identity, ttl=ttl)
         _create_room(room)
@@ -100,7 +108,9 @@ class SessionCreateView(RateLimitedMixin, APIView):
     def post(self, request: Request) -> Response:
         body = RoomIdentitySerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        session = async_to_sync(lifecycle.start_session)(**body.validated_data, client_ip=client_ip(request))
+        session = async_to_sync(lifecycle.start_session)(
+            **body.validated_data, client_ip=client_ip(request), visitor=visitor_of(request)
+        )
         return Response(SessionCreatedSerializer(session).data, status=status.HTTP_201_CREATED)
 
 
@@ -109,14 +119,14 @@ class SessionDetailView(APIView):
 
     @extend_schema(parameters=[SESSION_ID], responses={200: SessionSerializer, **errors(404)})
     def get(self, request: Request, session_id: str) -> Response:
-        return Response(SessionSerializer(_get_session_or_404(session_id)).data)
+        return Response(SessionSerializer(_get_session_or_404(request, session_id)).data)
 
     @extend_schema(
         parameters=[SESSION_ID],
         responses={204: OpenApiResponse(description="Stopped (or had already ended)."), **errors(404)},
     )
     def delete(self, request: Request, session_id: str) -> Response:
-        session = _get_session_or_404(session_id)
+        session = _get_session_or_404(request, session_id)
         async_to_sync(lifecycle.stop_session)(session)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -164,11 +174,13 @@ class HistoryPagination(LimitOffsetPagination):
 
 @extend_schema_view(get=extend_schema(responses={200: SessionSerializer(many=True), **errors(400)}))
 class SessionListView(generics.ListAPIView):
-    """GET /transcripts → past and live sessions, newest first, paginated."""
+    """GET /transcripts → the asker's past and live sessions, newest first, paginated."""
 
     serializer_class = SessionSerializer
-    queryset = VoiceSession.objects.order_by("-created_at", "-id")
     pagination_class = HistoryPagination
+
+    def get_queryset(self) -> QuerySet[VoiceSession]:
+        return store.sessions_of(visitor_of(self.request))
 
 
 class TranscriptView(APIView):
@@ -176,9 +188,13 @@ class TranscriptView(APIView):
 
     @extend_schema(parameters=[SESSION_ID], responses={200: TranscriptSerializer, **errors(404)})
     def get(self, request: Request, session_id: str) -> Response:
-        session = _get_session_or_404(session_id)
-        entries = TranscriptEntrySerializer(session.entries.order_by("seq"), many=True).data
-        return Response({"session": SessionSerializer(session).data, "entries": entries})
+        session = _get_session_or_404(request, session_id)
+        entries = list(session.entries.order_by("seq"))
+        return Response({
+            "session": SessionSerializer(session).data,
+            "entries": TranscriptEntrySerializer(entries, many=True).data,
+            "latency_p50_ms": store.reply_latency_p50(entries),
+        })
 
 
 class LivenessView(APIView):

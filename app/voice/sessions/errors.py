@@ -22,6 +22,10 @@ class RoomTaken(SessionError):
     """The room name is claimed by another identity's unexpired token."""
 
 
+class IdentityTaken(SessionError):
+    """The identity belongs to another visitor (the first who used it)."""
+
+
 class TooManySessions(SessionError):
     def __init__(self, scope: str, limit: int) -> None:
         super().__init__(f"more than {limit} live sessions for this {scope}")

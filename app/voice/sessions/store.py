@@ -7,17 +7,19 @@ processes racing to end a session cannot both win.
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
-from app.voice.models import EndReason, RoomClaim, SessionStatus, TranscriptEntry, VoiceSession
-from app.voice.sessions.errors import RoomBusy, RoomTaken, TooManySessions
+from app.voice.models import EndReason, IdentityClaim, RoomClaim, SessionStatus, TranscriptEntry, VoiceSession
+from app.voice.sessions.errors import IdentityTaken, RoomBusy, RoomTaken, TooManySessions
 
 
 def parse_session_id(raw: str) -> UUID | None:
@@ -27,12 +29,19 @@ def parse_session_id(raw: str) -> UUID | None:
         return None
 
 
-def _create(room: str, identity: str, client_ip: str | None = None, *, retry: bool = True) -> VoiceSession:
-    """Insert the session, then check the bounds and the room's claim in the same
-    transaction (insert first: on SQLite the write lock makes the counts exact)."""
+def _create(
+    room: str, identity: str, client_ip: str | None = None, *, visitor: str = "", retry: bool = True
+) -> VoiceSession:
+    """Insert the session, owned by `visitor`, then check the bounds and the room's claim in
+    the same transaction (insert first: on SQLite the write lock makes the counts exact).
+    An empty `visitor` (internal callers only) owns nothing: no identity claim, no reader."""
     try:
         with transaction.atomic():
-            session = VoiceSession.objects.create(room=room, identity=identity, client_ip=client_ip)
+            session = VoiceSession.objects.create(
+                room=room, identity=identity, client_ip=client_ip, visitor=visitor
+            )
+            if visitor:
+                _claim_identity(identity, visitor)
             if _claim_holder(room, timezone.now()) not in (None, identity):
                 raise RoomTaken(room)
             live = VoiceSession.objects.exclude(status=SessionStatus.ENDED)
@@ -46,13 +55,21 @@ def _create(room: str, identity: str, client_ip: str | None = None, *, retry: bo
     except IntegrityError:
         existing = VoiceSession.objects.filter(room=room).exclude(status=SessionStatus.ENDED).first()
         if existing is None and retry:  # it ended between the insert and this read: try once more
-            return _create(room, identity, client_ip, retry=False)
+            return _create(room, identity, client_ip, visitor=visitor, retry=False)
         if existing is None:
             raise
-        raise RoomBusy(existing.id) from None
+        # Its id is for its owner only: to anyone else, the session does not exist.
+        raise RoomBusy(existing.id if visitor and existing.visitor == visitor else None) from None
 
 
 create_session = sync_to_async(_create)
+
+
+def _claim_identity(identity: str, visitor: str) -> None:
+    """`identity` belongs to the first visitor who used it; anyone else is refused."""
+    claim, _ = IdentityClaim.objects.get_or_create(identity=identity, defaults={"visitor": visitor})
+    if claim.visitor != visitor:
+        raise IdentityTaken(identity)
 
 
 def _claim_holder(room: str, now: datetime) -> str | None:
@@ -66,11 +83,14 @@ def _claim_holder(room: str, now: datetime) -> str | None:
 
 
 @sync_to_async
-def claim_room(room: str, identity: str, ttl: timedelta) -> None:
+def claim_room(room: str, identity: str, ttl: timedelta, *, visitor: str = "") -> None:
     """Record that `identity` holds `room` for `ttl` (a token's lifetime), or refuse:
-    RoomBusy when another identity's session is live there, RoomTaken when another
-    identity's claim still counts. The claim is one conditional write, so of two
-    visitors racing for a free name exactly one wins."""
+    IdentityTaken when the identity belongs to another visitor, RoomBusy when another
+    identity's session is live there, RoomTaken when another identity's claim still
+    counts. The claim is one conditional write, so of two visitors racing for a free
+    name exactly one wins."""
+    if visitor:
+        _claim_identity(identity, visitor)
     _refuse_if_live_for_other(room, identity)
     now = timezone.now()
     RoomClaim.objects.filter(expires_at__lte=now).delete()  # expired claims: housekeeping
@@ -97,6 +117,26 @@ def _refuse_if_live_for_other(room: str, identity: str) -> None:
 @sync_to_async
 def get_session(session_id: UUID | str) -> VoiceSession | None:
     return VoiceSession.objects.filter(pk=session_id).first()
+
+
+def sessions_of(visitor: str) -> QuerySet[VoiceSession]:
+    """The visitor's own sessions, newest first; nobody owns the empty visitor's."""
+    return VoiceSession.objects.filter(visitor=visitor).exclude(visitor="").order_by("-created_at", "-id")
+
+
+@sync_to_async
+def get_own_session(session_id: UUID | str, visitor: str) -> VoiceSession | None:
+    """The session if `visitor` owns it; None for another visitor's, as for an unknown id."""
+    return sessions_of(visitor).filter(pk=session_id).first()
+
+
+def reply_latency_p50(entries: Iterable[TranscriptEntry]) -> int | None:
+    """The median of the agent replies' latencies (ms), for a conversation's history."""
+    totals = [
+        entry.latency["total_ms"] for entry in entries
+        if entry.role == "agent" and isinstance(entry.latency, dict) and isinstance(entry.latency.get("total_ms"), int)
+    ]
+    return round(statistics.median(totals)) if totals else None
 
 
 @sync_to_async
@@ -139,9 +179,18 @@ def mark_ended(session_id: UUID | str, reason: EndReason) -> bool:
 
 @sync_to_async
 def save_final_transcript(
-    session_id: UUID | str, seq: int, role: str, text: str, *, interrupted: bool = False
+    session_id: UUID | str,
+    seq: int,
+    role: str,
+    text: str,
+    *,
+    interrupted: bool = False,
+    typed: bool = False,
+    latency: dict[str, int | None] | None = None,
 ) -> None:
-    TranscriptEntry.objects.create(session_id=session_id, seq=seq, role=role, text=text, interrupted=interrupted)
+    TranscriptEntry.objects.create(
+        session_id=session_id, seq=seq, role=role, text=text, interrupted=interrupted, typed=typed, latency=latency
+    )
 
 
 @sync_to_async
