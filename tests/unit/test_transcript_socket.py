@@ -1,5 +1,6 @@
 """WS /ws/transcript/{id}: refusal codes, late-subscriber replay without duplicates,
-bad client frames, ping/pong, and the close after session_ended.
+bad client frames (small ones answered, binary and oversized ones closing the socket),
+ping/pong, and the close after session_ended. The abuse bounds: test_ws_limits.py.
 
 Sessions here are rows in the created → running state machine with no agent: the
 socket's behaviour depends only on the stored state and the channel-layer group.
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 
 from app.asgi import application
 from app.voice.contract import close_codes, messages
@@ -20,8 +23,12 @@ from app.voice.sessions import store as session_store
 from app.voice.sessions.ending import end_session
 from app.voice.sessions.groups import transcript_group
 from app.voice.sessions.info import SessionInfo
+from tests.unit.support import visitor_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+# An agent reply's latency, as the bridge measures it (contract.messages.Latency).
+LATENCY: messages.Latency = {"total_ms": 840, "end_of_turn_ms": 310, "stt_ms": 120, "llm_ms": 290, "tts_ms": 150}
 
 UNSUPPORTED_FRAME = {
     "error": {
@@ -31,8 +38,9 @@ UNSUPPORTED_FRAME = {
 }
 
 
-async def live_session(room: str = "room-1") -> VoiceSession:
-    session = await session_store.create_session(room, "alice")
+async def live_session(owner: httpx.AsyncClient, room: str = "room-1") -> VoiceSession:
+    """A running session (no agent) owned by the visitor `owner`."""
+    session = await session_store.create_session(room, "alice", visitor=await visitor_of(owner))
     await session_store.mark_running(session.id)
     return session
 
@@ -68,43 +76,46 @@ async def test_bad_ids_and_paths_are_closed_with_4xxx(open_socket, path: str, co
     assert await closed_with(socket) == code
 
 
-async def test_an_ended_session_is_closed_with_4410(open_socket) -> None:
-    session = await live_session()
+async def test_an_ended_session_is_closed_with_4410(api, open_socket) -> None:
+    session = await live_session(api)
     await session_store.mark_ended(session.id, EndReason.DELETED)
     socket = await open_socket(f"/ws/transcript/{session.id}")
     assert await closed_with(socket) == close_codes.SESSION_ENDED
 
 
 async def test_late_subscriber_gets_earlier_finals_with_seq_then_live_ones_without_duplicates(
-    open_socket,
+    api, open_socket,
 ) -> None:
-    session = await live_session()
-    # Finals 1 and 3 happened before this client connected (2 was an interim, not stored);
-    # the person cut the agent's line 1 off, and the replay says so.
-    await session_store.save_final_transcript(session.id, 3, "user", "hi there")
+    session = await live_session(api)
+    # What the bridge stores and publishes: the greeting, which the person cut off; their
+    # typed answer; the agent's reply to it, with its latency.
+    greeting = messages.transcript("agent", "Hello!", final=True, interrupted=True)
+    typed = messages.transcript("user", "hi there", final=True, typed=True)
+    reply = messages.transcript("agent", "How can I help?", final=True, latency=LATENCY)
+    # Finals 1 and 3 happened before this client connected (2 was an interim, not stored).
+    await session_store.save_final_transcript(session.id, 3, "user", "hi there", typed=True)
     await session_store.save_final_transcript(session.id, 1, "agent", "Hello!", interrupted=True)
 
     socket = await open_socket(f"/ws/transcript/{session.id}")
     replayed = [await socket.receive_json_from(timeout=5) for _ in range(2)]
-    assert replayed == [
-        {"role": "agent", "text": "Hello!", "final": True, "interrupted": True, "seq": 1},
-        {"role": "user", "text": "hi there", "final": True, "seq": 3},
-    ]
+    assert replayed == [messages.with_seq(greeting, 1), messages.with_seq(typed, 3)]
 
     # Live messages the replay already covered (or older ones) are not sent again.
-    await publish(session.id, messages.with_seq(messages.transcript("user", "hi there", final=True), 3))
+    await publish(session.id, messages.with_seq(typed, 3))
     await publish(session.id, messages.with_seq(messages.transcript("user", "hi", final=False), 2))
     await publish(session.id, messages.with_seq(messages.speech("agent", "speech_started"), 4))
     await publish(session.id, messages.with_seq(messages.speech("agent", "speech_started"), 4))
-    await publish(session.id, messages.with_seq(messages.transcript("agent", "How can I help?", final=True), 5))
+    await session_store.save_final_transcript(session.id, 5, "agent", "How can I help?", latency=LATENCY)
+    await publish(session.id, messages.with_seq(reply, 5))
     assert await socket.receive_json_from(timeout=5) == {"role": "agent", "event": "speech_started", "seq": 4}
-    assert await socket.receive_json_from(timeout=5) == {
-        "role": "agent", "text": "How can I help?", "final": True, "interrupted": False, "seq": 5
-    }
+    assert await socket.receive_json_from(timeout=5) == messages.with_seq(reply, 5)
 
-    # A second, later subscriber gets the stored finals again, in order; the first gets none twice.
+    # A second, later subscriber gets the stored finals again, in order and whole (the added
+    # keys too); the first gets none twice.
     late = await open_socket(f"/ws/transcript/{session.id}")
-    assert [m["seq"] for m in [await late.receive_json_from(timeout=5) for _ in range(2)]] == [1, 3]
+    assert [await late.receive_json_from(timeout=5) for _ in range(3)] == [
+        messages.with_seq(greeting, 1), messages.with_seq(typed, 3), messages.with_seq(reply, 5)
+    ]
     await end_session(SessionInfo(str(session.id), session.room, session.identity), EndReason.DELETED)
     for client in (socket, late):
         assert await client.receive_json_from(timeout=5) == {"event": "session_ended", "reason": "deleted"}
@@ -112,27 +123,27 @@ async def test_late_subscriber_gets_earlier_finals_with_seq_then_live_ones_witho
 
 
 @pytest.mark.parametrize(
-    "frame",
+    "text",
     [
-        {"text": "not json"},
-        {"text": ""},
-        {"text": "[]"},
-        {"text": "null"},
-        {"text": "{}"},
-        {"text": '{"type": "pong"}'},
-        {"text": '{"type": 5}'},
-        {"text": '{"type": ["ping"]}'},
-        {"text": "[" * 100_000},  # deeper than the JSON parser's recursion limit
-        {"text": "x" * 200_000},
-        {"bytes": b"\x00\xff\xfe binary"},
-        {"bytes": b""},
-        {"bytes": b'{"type": "ping"}'},
+        "not json",
+        "",
+        "[]",
+        "null",
+        "{}",
+        '{"type": "pong"}',
+        '{"type": 5}',
+        '{"type": ["ping"]}',
+        "[" * 1024,  # the longest frame the consumer parses, deeper than the JSON parser's recursion limit
+        '{"type": "ping"}' + " " * 1024,  # a ping, but longer than any ping: not parsed
+        "x" * 4096,  # VOICE_WS_MAX_FRAME_BYTES exactly: not too large
+        "é" * 2048,  # 4096 bytes in UTF-8
     ],
 )
-async def test_bad_client_frames_get_an_error_frame_and_the_socket_lives_on(open_socket, frame: dict) -> None:
-    session = await live_session()
+async def test_bad_client_frames_get_an_error_frame_and_the_socket_lives_on(api, open_socket, text: str) -> None:
+    assert len(text.encode()) <= settings.VOICE_WS_MAX_FRAME_BYTES == 4096
+    session = await live_session(api)
     socket = await open_socket(f"/ws/transcript/{session.id}")
-    await socket.send_input({"type": "websocket.receive", **frame})
+    await socket.send_input({"type": "websocket.receive", "text": text})
     assert await socket.receive_json_from(timeout=5) == UNSUPPORTED_FRAME
     # Still serving: ping answers, and live messages still arrive.
     await socket.send_json_to({"type": "ping"})
@@ -141,8 +152,31 @@ async def test_bad_client_frames_get_an_error_frame_and_the_socket_lives_on(open
     assert (await socket.receive_json_from(timeout=5))["text"] == "still here"
 
 
-async def test_the_socket_closes_after_session_ended_and_cannot_reopen(open_socket) -> None:
-    session = await live_session()
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ({"bytes": b"\x00\xff\xfe binary"}, close_codes.BINARY_FRAME),
+        ({"bytes": b""}, close_codes.BINARY_FRAME),
+        ({"bytes": b'{"type": "ping"}'}, close_codes.BINARY_FRAME),  # a ping, but binary
+        ({"text": "x" * 4097}, close_codes.FRAME_TOO_LARGE),  # one byte over VOICE_WS_MAX_FRAME_BYTES
+        ({"text": "é" * 2049}, close_codes.FRAME_TOO_LARGE),  # 2049 characters, 4098 bytes
+        ({"text": "[" * 100_000}, close_codes.FRAME_TOO_LARGE),
+        ({"text": "x" * 200_000}, close_codes.FRAME_TOO_LARGE),
+    ],
+)
+async def test_binary_and_oversized_frames_close_the_socket_with_their_code(
+    api, open_socket, frame: dict, code: int
+) -> None:
+    assert settings.VOICE_WS_MAX_FRAME_BYTES == 4096
+    session = await live_session(api)
+    socket = await open_socket(f"/ws/transcript/{session.id}")
+    await socket.send_input({"type": "websocket.receive", **frame})
+    # Closed at once: no error frame first.
+    assert await closed_with(socket) == code
+
+
+async def test_the_socket_closes_after_session_ended_and_cannot_reopen(api, open_socket) -> None:
+    session = await live_session(api)
     socket = await open_socket(f"/ws/transcript/{session.id}")
     await socket.send_json_to({"type": "ping"})
     assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
@@ -158,8 +192,8 @@ async def test_the_socket_closes_after_session_ended_and_cannot_reopen(open_sock
 
 
 @pytest.mark.parametrize("path", ["/ws/nope", "/ws/transcript/{session_id}"])
-async def test_a_foreign_origin_is_refused_at_the_handshake(open_socket, path: str) -> None:
-    session = await live_session()
+async def test_a_foreign_origin_is_refused_at_the_handshake(api, open_socket, path: str) -> None:
+    session = await live_session(api)
     path = path.format(session_id=session.id)
     foreign = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://evil.example")])
     connected, _ = await foreign.connect()

@@ -1,7 +1,10 @@
 """WS /ws/transcript/{session_id}: forwards one session's messages to the browser.
 
-Thin by design: validate the id, replay the finals a late subscriber missed,
-then forward group messages until the session ends. Close codes: app.voice.contract.close_codes.
+Thin by design: check who is asking, validate the id, replay the finals a late subscriber
+missed, then forward group messages until the session ends. Only the session's own visitor
+(the cookie of app.voice.sessions.visitors, read by the session middleware in app.asgi) may
+follow it: another visitor's session is closed as unknown. Close codes:
+app.voice.contract.close_codes.
 """
 
 from __future__ import annotations
@@ -10,10 +13,13 @@ import json
 from typing import Any, cast
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from app.voice.contract import close_codes, messages
 from app.voice.sessions import store
 from app.voice.sessions.groups import transcript_group
+from app.voice.sessions.visitors import visitor_key
+from app.voice.ws import limits
 
 # The only frame a client may send is a ping; anything longer is not parsed at all.
 MAX_CLIENT_FRAME_CHARS = 1024
@@ -22,9 +28,14 @@ MAX_CLIENT_FRAME_CHARS = 1024
 class TranscriptConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
     last_seq = 0
+    closing = False
+    frame_budget: limits.FrameBudget | None = None
 
     async def connect(self) -> None:
         await self.accept()  # accept first: only an open socket can carry a 4xxx close code
+        visitor = visitor_key(self.scope.get("session"), self.scope.get("user"))
+        if visitor is None:
+            return await self.close(close_codes.NO_VISITOR)
         session_id = store.parse_session_id(self.scope["url_route"]["kwargs"]["session_id"])
         if session_id is None:
             return await self.close(close_codes.MALFORMED_ID)
@@ -32,7 +43,7 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
         # a session that ends from here on reaches us as a group message; seq drops repeats.
         self.group = transcript_group(session_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        session = await store.get_session(session_id)
+        session = await store.get_own_session(session_id, visitor)
         if session is None or not session.is_live:
             await self.channel_layer.group_discard(self.group, self.channel_name)
             self.group = None
@@ -40,7 +51,9 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
             return await self.close(code)
         for entry in await store.final_transcripts(session_id):
             role = cast(messages.Role, entry.role)  # the bridge saved it from a message
-            line = messages.transcript(role, entry.text, final=True, interrupted=entry.interrupted)
+            line = messages.transcript(
+                role, entry.text, final=True, interrupted=entry.interrupted, typed=entry.typed, latency=entry.latency
+            )
             await self._forward(messages.with_seq(line, entry.seq))
 
     async def disconnect(self, code: int) -> None:
@@ -48,7 +61,15 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
-        """The socket is server-to-client; answer anything else with an error frame."""
+        """The socket is server-to-client: a ping gets a pong, another small text frame an
+        error frame; a binary, oversized or flooding frame closes the socket (ws.limits)."""
+        if self.closing:
+            return None  # a frame racing our close: nothing more is read or answered
+        if self.frame_budget is None:
+            self.frame_budget = limits.FrameBudget(settings.VOICE_WS_FRAME_RATE, settings.VOICE_WS_FRAME_BURST)
+        if (code := limits.frame_verdict(self.frame_budget, text_data, bytes_data)) is not None:
+            limits.log.info("ws.closed_for_abuse", extra={"code": code})
+            return await self.close(code)
         frame = None
         if text_data is not None and len(text_data) <= MAX_CLIENT_FRAME_CHARS:
             try:
@@ -62,6 +83,10 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
                 "unsupported_frame", 'This socket only sends; the only accepted frame is {"type": "ping"}.'
             )
         )
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        self.closing = True
+        await super().close(code, reason)
 
     async def transcript_message(self, event: dict[str, Any]) -> None:
         await self._forward(event["message"])
