@@ -81,6 +81,29 @@ def test_chat_page_has_the_controls_and_live_regions(client: FlaskClient) -> Non
     assert 'aria-current="page"' in html
 
 
+def test_chat_page_has_the_microphone_controls_and_the_text_box(client: FlaskClient) -> None:
+    html, elements = page(client, "/chat")
+    # Type or talk: the microphone's button beside a labelled text box and Send, off until live.
+    assert elements.by_id["mute"]["aria-pressed"] == "false"
+    for control in ("mute", "say-text", "send"):
+        assert "disabled" in elements.by_id[control], control
+    assert '<label for="say-text" class="visually-hidden">Message to the agent</label>' in html
+    assert "novalidate" in elements.by_id["say-form"]
+    # Device choice: labelled selects (the speaker's is shown only where setSinkId exists).
+    assert '<label for="mic-device">Microphone</label>' in html
+    assert '<label for="speaker-device">Speaker</label>' in html
+    assert "hidden" in elements.by_id["speaker-field"]
+    # The agent's state, the offer to type instead, and the note under the text box.
+    assert elements.by_id["agent-state"]["data-state"] == ""
+    assert "hidden" in elements.by_id["text-only"] and "Continue with text only" in html
+    assert elements.by_id["say-note"]["aria-live"] == "polite"
+
+
+def test_history_detail_has_a_place_for_the_median_latency(client: FlaskClient) -> None:
+    _, elements = page(client, f"/history/{uuid.uuid4()}")
+    assert "hidden" in elements.by_id["latency-p50"]
+
+
 def test_chat_page_loads_its_modules_and_maps_livekit_to_the_vendor_route(client: FlaskClient) -> None:
     html, elements = page(client, "/chat")
     import_map = re.search(r'<script type="importmap">(.*?)</script>', html, re.S)

@@ -1,9 +1,12 @@
 // The chat page: the session machine (session-machine.js) wired to the page's controls,
-// status line, error panel, speaking indicators, level meters and transcript.
+// status line, error panel, speaking indicators, the agent's state, level meters, the
+// microphone's controls (mute, devices), the text box and the transcript.
 // State and audio levels are mirrored on window.voiceAgent for tests and debugging.
 import { Api } from "./api.js";
 import { ConnectionSettings } from "./connection-settings.js";
+import { DevicePicker, listDevices, watchDevices } from "./devices.js";
 import { UiError, describe } from "./errors.js";
+import { canChooseSpeaker } from "./media.js";
 import { resumeAudio, startMeter } from "./meters.js";
 import { SessionMachine, State } from "./session-machine.js";
 import { TranscriptView } from "./transcript-view.js";
@@ -14,11 +17,19 @@ const el = {
   error: $("error"), errorTitle: $("error-title"), errorMessage: $("error-message"),
   errorHint: $("error-hint"), errorDetail: $("error-detail"), newRoom: $("new-room"),
   userIndicator: $("user-indicator"), agentIndicator: $("agent-indicator"), mic: $("mic-level"),
+  textOnly: $("text-only"), micOff: $("mic-off"), agentState: $("agent-state"),
+  sayForm: $("say-form"), sayText: $("say-text"), send: $("send"), sayNote: $("say-note"), mute: $("mute"),
+  micDevice: $("mic-device"), speakerDevice: $("speaker-device"), speakerField: $("speaker-field"),
 };
 
 const agent = (window.voiceAgent = {
   state: "idle", sessionId: null, wsState: "closed", roomState: "disconnected",
   agentRms: 0, agentPeakRms: 0, micRms: 0, messages: [], errorKind: null,
+  // The agent's state ("listening", "thinking", "speaking"...) and every state it went through.
+  agentState: null, agentStates: [],
+  // The microphone: muted, or none at all (a text-only conversation); the chosen devices.
+  muted: false, textOnly: false, inputDevice: "", outputDevice: "", micDeviceId: null,
+  devices: { audioinput: [], audiooutput: [] }, deviceNotices: [], sentTexts: [],
 });
 
 // What the status line says in each state, by the step that led there.
@@ -36,7 +47,10 @@ const STATUS = {
     microphone: "Turning on your microphone…",
     agent: "Inviting the agent…",
   },
-  live: { live: "Live: speak any time." },
+  live: {
+    live: "Live: speak any time.",
+    text_only: "Live, text only: type below. The agent answers aloud and in writing.",
+  },
   stopping: { stopping: "Stopping…" },
   error: {
     failed: "Could not start. See the message below.",
@@ -64,10 +78,16 @@ function renderControls(state) {
   el.start.disabled = busy || Date.now() < startHeldUntil;
   el.stop.disabled = !(state === State.CONNECTING || state === State.LIVE);
   settings.disabled = busy;
+  const live = state === State.LIVE;
+  el.sayText.disabled = !live;
+  el.send.disabled = !live || sending;
+  el.sayText.placeholder = live ? "Type a message to the agent…" : "Press Start, then speak or type…";
+  el.mute.disabled = !live || agent.textOnly;
 }
 
 function render(state, step, extra = {}) {
   agent.state = state;
+  if (state === State.LIVE) showMicrophone({ textOnly: step === "text_only", muted: agent.muted });
   const text = (STATUS[state] || {})[step] || STATUS[state][state] || STATUS.error.failed;
   el.status.dataset.state = state;
   el.status.textContent = typeof text === "function" ? text(extra) : text;
@@ -91,6 +111,7 @@ function showError(error) {
     agent.errorKind = null;
     el.error.hidden = true;
     el.newRoom.hidden = true;
+    el.textOnly.hidden = true;
     return;
   }
   if (!(error instanceof UiError)) console.error(error);
@@ -103,6 +124,7 @@ function showError(error) {
   el.errorDetail.textContent = shown.detail;
   el.errorDetail.hidden = !shown.detail;
   el.newRoom.hidden = !shown.offerNewRoom;
+  el.textOnly.hidden = !shown.offerTextOnly;
   el.error.hidden = false;
   if (shown.retryAfter) holdStart(shown.retryAfter);
 }
@@ -124,16 +146,120 @@ function showInterim(text) {
   if (text) interimExpiry = setTimeout(() => transcript.setInterim(""), INTERIM_LINGER_MS);
 }
 
+// What the agent is doing, in the indicator beside its name ("idle" and unknown states: nothing).
+const AGENT_STATES = { initializing: "joining…", listening: "listening", thinking: "thinking", speaking: "speaking" };
+
+function showAgentState(state) {
+  agent.agentState = state || null;
+  if (state) agent.agentStates.push(state);
+  const known = Object.hasOwn(AGENT_STATES, state || "");
+  el.agentState.dataset.state = known ? state : "";
+  el.agentState.textContent = known ? AGENT_STATES[state] : "";
+  el.agentIndicator.dataset.agentState = known ? state : "";
+}
+
+function note(text) {
+  el.sayNote.textContent = text;
+}
+
 function showMessage(message) {
   agent.messages.push(message);
   if (message.event === "session_ended") return; // the machine ends the conversation
-  if (message.event) {
+  if (message.type === "agent_state") {
+    showAgentState(message.state);
+  } else if (message.type === "agent_partial") {
+    if (typeof message.text === "string") transcript.setAgentPartial(message.text);
+  } else if (message.type) {
+    // another added message (pong, ...): nothing to show
+  } else if (message.event) {
     setSpeaking(message.role, message.event === "speech_started");
   } else if (message.final === false) {
     showInterim(message.text);
   } else if (message.final === true) {
-    if (message.role === "user") showInterim("");
-    transcript.append(message.role, message.text);
+    const typed = message.typed === true;
+    if (message.role === "user" && !typed) showInterim("");
+    if (typed) note("");
+    transcript.append(message.role, message.text, {
+      typed, interrupted: message.interrupted === true, latency: message.latency || null,
+    });
+  }
+}
+
+// ---- the microphone: muted, or none (text only) --------------------------------------------
+function showMicrophone({ textOnly = agent.textOnly, muted = false } = {}) {
+  agent.textOnly = textOnly;
+  agent.muted = muted && !textOnly;
+  el.mute.setAttribute("aria-pressed", String(agent.muted));
+  el.mute.querySelector(".mute-label").textContent = agent.muted ? "Unmute" : "Mute";
+  el.mute.disabled = machine.state !== State.LIVE || textOnly;
+  const mic = textOnly ? "off" : agent.muted ? "muted" : "on";
+  el.userIndicator.dataset.mic = mic;
+  el.micOff.hidden = mic === "on";
+  el.micOff.textContent = textOnly ? "no microphone" : "muted";
+  if (mic !== "on") el.mic.value = 0;
+}
+
+async function toggleMute() {
+  const muted = await machine.setMuted(!agent.muted).catch((error) => {
+    console.warn("mute", error);
+    return null;
+  });
+  if (muted !== null) showMicrophone({ muted });
+}
+
+// ---- devices ------------------------------------------------------------------------------
+const DEVICE_NOUN = { audioinput: "microphone", audiooutput: "speaker" };
+const pickers = {
+  audioinput: new DevicePicker({ select: el.micDevice, kind: "audioinput", choose: (id, why) => useDevice("audioinput", id, why) }),
+  audiooutput: new DevicePicker({ select: el.speakerDevice, kind: "audiooutput", choose: (id, why) => useDevice("audiooutput", id, why) }),
+};
+el.speakerField.hidden = !canChooseSpeaker();
+
+async function refreshDevices() {
+  const devices = await listDevices();
+  for (const [kind, picker] of Object.entries(pickers)) agent.devices[kind] = picker.update(devices);
+}
+
+/** The person chose a device, or the chosen one went away: use it now if live, else at Start. */
+async function useDevice(kind, id, why) {
+  agent[kind === "audioinput" ? "inputDevice" : "outputDevice"] = id;
+  const picker = pickers[kind];
+  const label = picker.select.selectedOptions[0] ? picker.select.selectedOptions[0].textContent : id;
+  if (why === "fallback") {
+    const text = `The ${DEVICE_NOUN[kind]} you chose was disconnected: using “${label}”.`;
+    agent.deviceNotices.push(text);
+    note(text);
+  }
+  if (!(machine.state === State.LIVE || machine.state === State.CONNECTING)) return;
+  try {
+    await machine.switchDevice(kind, id);
+  } catch (error) {
+    console.warn("device", error);
+    note(`Could not switch to the ${DEVICE_NOUN[kind]} “${label}”.`);
+  }
+}
+
+// ---- typing -------------------------------------------------------------------------------
+let sending = false;
+
+async function sendTyped(event) {
+  event.preventDefault();
+  const text = el.sayText.value.trim();
+  if (!text || sending || machine.state !== State.LIVE) return;
+  sending = true;
+  renderControls(machine.state);
+  try {
+    await machine.sendText(text);
+    agent.sentTexts.push(text);
+    el.sayText.value = "";
+    note("Sent. The agent is answering.");
+  } catch (error) {
+    console.warn("send", error);
+    note("The message was not sent. Check the connection, then send it again.");
+  } finally {
+    sending = false;
+    renderControls(machine.state);
+    if (machine.state === State.LIVE) el.sayText.focus();
   }
 }
 
@@ -146,6 +272,10 @@ function resetWidgets() {
   transcript.setInterim("");
   el.mic.value = 0;
   el.enableAudio.hidden = true;
+  agent.micDeviceId = null;
+  showAgentState(null);
+  showMicrophone({ textOnly: false, muted: false });
+  el.micOff.hidden = true;
 }
 
 const machine = new SessionMachine({
@@ -158,10 +288,14 @@ const machine = new SessionMachine({
     room: (state) => { agent.roomState = state; },
     socket: (state) => { agent.wsState = state; },
     message: showMessage,
-    microphone: (track) => startMeter(track, (rms) => {
-      agent.micRms = rms;
-      el.mic.value = Math.min(1, rms * 5);
-    }),
+    microphone: (track) => {
+      agent.micDeviceId = track.getSettings().deviceId || null; // the device really capturing
+      refreshDevices(); // with the microphone allowed, the browser names its devices
+      return startMeter(track, (rms) => {
+        agent.micRms = rms;
+        el.mic.value = agent.muted ? 0 : Math.min(1, rms * 5);
+      });
+    },
     agentAudio: ({ element, mediaStreamTrack }) => {
       element.id = "agent-audio";
       element.classList.add("agent-audio");
@@ -181,7 +315,7 @@ const machine = new SessionMachine({
 });
 
 // ---- controls ----------------------------------------------------------------------------
-function start() {
+function start({ textOnly = false } = {}) {
   if (!machine.canStart || Date.now() < startHeldUntil) return;
   let names;
   try {
@@ -193,8 +327,12 @@ function start() {
   showError(null);
   transcript.clear();
   agent.messages = [];
+  agent.agentStates = [];
   agent.agentPeakRms = 0;
-  machine.start(names.room, names.identity);
+  note("");
+  machine.start(names.room, names.identity, {
+    textOnly, microphone: pickers.audioinput.value, speaker: canChooseSpeaker() ? pickers.audiooutput.value : "",
+  });
 }
 
 async function stop() {
@@ -202,7 +340,10 @@ async function stop() {
   if (machine.state === State.IDLE) el.start.focus();
 }
 
-el.start.addEventListener("click", start);
+el.start.addEventListener("click", () => start());
+el.textOnly.addEventListener("click", () => start({ textOnly: true }));
+el.mute.addEventListener("click", toggleMute);
+el.sayForm.addEventListener("submit", sendTyped);
 el.stop.addEventListener("click", stop);
 $("settings-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -223,5 +364,7 @@ window.addEventListener("pagehide", () => machine.leave());
 // Back from the back/forward cache: the old conversation is gone; say so.
 window.addEventListener("pageshow", (event) => { if (event.persisted) machine.returned(); });
 
+watchDevices(refreshDevices);
+refreshDevices();
 resetWidgets();
 render(State.IDLE, "idle");

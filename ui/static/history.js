@@ -4,6 +4,7 @@
 // "Newer"/"Older" links from the API's own `previous`/`next`.
 import { Api } from "./api.js";
 import { UiError } from "./errors.js";
+import { seconds } from "./latency.js";
 import { lineItem } from "./transcript-view.js";
 
 const $ = (id) => document.getElementById(id);
@@ -151,6 +152,11 @@ async function loadDetail(sessionId) {
     status: statusLabel(s), length: length(s.duration_seconds),
   };
   for (const [name, value] of Object.entries(fields)) meta.querySelector(`[data-field="${name}"]`).textContent = value;
+  // The conversation's median reply latency (null when no reply had one, e.g. only a greeting).
+  if (typeof data.latency_p50_ms === "number") {
+    meta.querySelector('[data-field="latency_p50"]').textContent = `${seconds(data.latency_p50_ms)} s`;
+    $("latency-p50").hidden = false;
+  }
   meta.hidden = false;
   document.title = `Transcript ${fields.started} · Voice Agent`;
   if (!data.entries.length) {
@@ -158,7 +164,11 @@ async function loadDetail(sessionId) {
     return;
   }
   setStatus(status, "ready", `${data.entries.length} line${data.entries.length === 1 ? "" : "s"}.`);
-  for (const entry of data.entries) list.append(lineItem(entry.role, entry.text));
+  for (const entry of data.entries) {
+    list.append(lineItem(entry.role, entry.text, {
+      typed: entry.typed === true, interrupted: entry.interrupted === true, latency: entry.latency || null,
+    }));
+  }
 }
 
 const sessionId = document.body.dataset.sessionId;

@@ -27,10 +27,17 @@ export function micError(error) {
   return new UiError("mic_busy", `The microphone could not be started (${name || error}).`);
 }
 
+/** Whether this browser can choose where audio plays (HTMLMediaElement.setSinkId). */
+export const canChooseSpeaker = () => typeof HTMLMediaElement !== "undefined" && "setSinkId" in HTMLMediaElement.prototype;
+
+// LiveKit's text input for agents: a text stream on this topic reaches the agent as a user turn.
+export const CHAT_TOPIC = "lk.chat";
+
 /**
  * One LiveKit room for one conversation.
  * `events`: agentAudio({element, mediaStreamTrack}), playback(canPlay), reconnecting(),
- * reconnected(), disconnected().
+ * reconnected(), disconnected(), microphone(mediaStreamTrack) (the microphone's track was
+ * replaced: another device).
  */
 export class MediaRoom {
   static async open(events) {
@@ -40,8 +47,10 @@ export class MediaRoom {
   }
 
   constructor(livekit, events) {
-    const { Room, RoomEvent, Track } = livekit;
+    const { Room, RoomEvent, Track, TrackEvent } = livekit;
     this.Track = Track;
+    this.TrackEvent = TrackEvent;
+    this.events = events;
     this.room = new Room();
     this.room.on(RoomEvent.TrackSubscribed, (track) => {
       if (track.kind !== Track.Kind.Audio) return;
@@ -62,14 +71,52 @@ export class MediaRoom {
     }
   }
 
-  /** Publish the microphone; resolves to its MediaStreamTrack (for the level meter), if any. */
-  async enableMicrophone() {
+  /**
+   * Publish the microphone (`deviceId`: the chosen input, or the browser's default);
+   * resolves to its MediaStreamTrack (for the level meter), if any.
+   */
+  async enableMicrophone(deviceId) {
     try {
-      await this.room.localParticipant.setMicrophoneEnabled(true);
+      await this.room.localParticipant.setMicrophoneEnabled(true, deviceId ? { deviceId } : undefined);
     } catch (e) {
       throw micError(e);
     }
-    return this.room.localParticipant.getTrackPublication(this.Track.Source.Microphone)?.track?.mediaStreamTrack ?? null;
+    const track = this.microphoneTrack;
+    if (!track) return null;
+    // Another device replaces the MediaStreamTrack: the level meter must follow it.
+    track.on(this.TrackEvent.Restarted, () => this.events.microphone?.(track.mediaStreamTrack));
+    return track.mediaStreamTrack;
+  }
+
+  get microphoneTrack() {
+    return this.room.localParticipant.getTrackPublication(this.Track.Source.Microphone)?.track ?? null;
+  }
+
+  /**
+   * Mute or unmute the published microphone: a muted track sends nothing the agent can hear
+   * (LiveKit also tells the other participants it is muted). Resolves to whether it is muted.
+   */
+  async setMicrophoneMuted(muted) {
+    const track = this.microphoneTrack;
+    if (!track) return true;
+    if (muted) await track.mute();
+    else await track.unmute();
+    return track.isMuted;
+  }
+
+  /** Use another device: "audioinput" (the microphone) or "audiooutput" (where the agent plays). */
+  async switchDevice(kind, deviceId) {
+    return this.room.switchActiveDevice(kind, deviceId);
+  }
+
+  /** The device in use for `kind`, as LiveKit knows it (undefined before one is chosen). */
+  activeDevice(kind) {
+    return this.room.getActiveDevice(kind);
+  }
+
+  /** Send a typed message to the agent (LiveKit's text input for agents). */
+  async sendText(text) {
+    await this.room.localParticipant.sendText(text, { topic: CHAT_TOPIC });
   }
 
   /** False while the browser blocks autoplay: the page then asks for a click. */

@@ -4,8 +4,9 @@
 //                       │            │
 //                       └──failure──▶ error ──start──▶ connecting …
 //
-// Start: GET /token → join the LiveKit room → publish the mic → POST /session → open the
-// transcript WebSocket at the `ws_path` the API returned. Stop: DELETE /session → close the
+// Start: GET /token → join the LiveKit room → publish the mic (not in a text-only
+// conversation) → POST /session → open the transcript WebSocket at the `ws_path` the API
+// returned. Stop: DELETE /session → close the
 // WebSocket → leave the room. Stop while connecting cancels the attempt: each step checks
 // that its attempt is still the current one, and an attempt that lost undoes what it made.
 //
@@ -37,6 +38,8 @@ class Connection {
     this.sessionId = null;
     this.closing = false;
     this.cleanups = [];
+    this.textOnly = false;
+    this.meterCleanup = null; // the microphone's level meter, replaced when the device changes
   }
 
   /** Undo `cleanup` when the connection ends (at once if it already has). */
@@ -62,6 +65,7 @@ export class SessionMachine {
    *   session(id|null), room("connected"|"disconnected"), socket("open"|"closed")
    *   message(message)           each transcript socket message
    *   microphone(mediaStreamTrack), agentAudio({element, mediaStreamTrack}) → optional cleanup
+   *                              (microphone again with the new track when the input device changes)
    *   playback(canPlay)          whether the browser lets the agent's audio play
    *   closed()                   the current connection is gone: reset what showed it
    * @param {(events: object) => Promise<MediaRoom>} [options.openMedia]
@@ -92,9 +96,16 @@ export class SessionMachine {
     return true;
   }
 
-  async start(room, identity) {
+  /**
+   * @param {object} [options]
+   * @param {boolean} [options.textOnly] join without publishing a microphone (the person types)
+   * @param {string} [options.microphone] the input device to use ("" for the default)
+   * @param {string} [options.speaker] the output device for the agent's audio ("" for the default)
+   */
+  async start(room, identity, { textOnly = false, microphone = "", speaker = "" } = {}) {
     if (!this.canStart) return;
     const conn = (this.current = new Connection());
+    conn.textOnly = textOnly;
     const check = () => { if (conn !== this.current || conn.closing) throw new Cancelled(); };
     this.to(State.CONNECTING, "token");
     try {
@@ -106,10 +117,14 @@ export class SessionMachine {
       await conn.media.connect(grant.url, grant.token);
       check();
       this.hooks.room("connected");
-      this.to(State.CONNECTING, "microphone");
-      const mic = await conn.media.enableMicrophone();
-      check();
-      if (mic) conn.adopt(this.hooks.microphone(mic));
+      if (speaker) await conn.media.switchDevice("audiooutput", speaker).catch((e) => console.warn("speaker", e));
+      if (!textOnly) {
+        this.to(State.CONNECTING, "microphone");
+        const mic = await conn.media.enableMicrophone(microphone);
+        check();
+        if (mic) this.meter(conn, mic);
+        conn.adopt(() => this.meter(conn, null));
+      }
       this.to(State.CONNECTING, "agent");
       const session = await this.api.createSession(room, identity);
       conn.sessionId = session.session_id; // kept even if cancelled meanwhile: it must be deleted
@@ -118,7 +133,7 @@ export class SessionMachine {
       conn.socket = await this.openSocket(conn, session.ws_path);
       check();
       this.hooks.playback(conn.media.canPlaybackAudio);
-      this.to(State.LIVE);
+      this.to(State.LIVE, textOnly ? "text_only" : "live");
     } catch (error) {
       const cancelled = error instanceof Cancelled || conn !== this.current || conn.closing;
       await this.end(conn, { deleteSession: true });
@@ -174,10 +189,46 @@ export class SessionMachine {
     this.to(State.IDLE, "left");
   }
 
+  /** Whether the current conversation has no microphone (the person types). */
+  get textOnly() {
+    return Boolean(this.current && this.current.textOnly);
+  }
+
+  /** Mute or unmute the microphone; resolves to whether it is muted (null: no microphone). */
+  async setMuted(muted) {
+    const media = this.current && this.current.media;
+    if (!media || this.current.textOnly || this.state !== State.LIVE) return null;
+    return media.setMicrophoneMuted(muted);
+  }
+
+  /** Use another input ("audioinput") or output ("audiooutput") device in the live conversation. */
+  async switchDevice(kind, deviceId) {
+    const conn = this.current;
+    if (!conn || !conn.media || (kind === "audioinput" && conn.textOnly)) return false;
+    return conn.media.switchDevice(kind, deviceId || "default");
+  }
+
+  /** Send a typed message to the agent; rejects if it could not be sent. */
+  async sendText(text) {
+    const media = this.current && this.current.media;
+    if (!media || this.state !== State.LIVE) throw new UiError("connection_lost", "Not connected.");
+    await media.sendText(text);
+  }
+
   // ---- one connection's parts -------------------------------------------------------------
+  /** (Re)start the microphone's level meter on `track` (null: stop it). */
+  meter(conn, track) {
+    if (conn.meterCleanup) conn.meterCleanup();
+    conn.meterCleanup = null;
+    if (!track || conn.closing || conn !== this.current) return;
+    const cleanup = this.hooks.microphone(track);
+    conn.meterCleanup = typeof cleanup === "function" ? cleanup : null;
+  }
+
   mediaEvents(conn) {
     const isCurrent = () => conn === this.current;
     return {
+      microphone: (track) => { if (isCurrent()) this.meter(conn, track); },
       agentAudio: (audio) => {
         if (isCurrent()) conn.adopt(this.hooks.agentAudio(audio));
       },

@@ -1,0 +1,185 @@
+"""The chat page's microphone controls and its text box, in Debian Chromium against the real
+stack with the offline `local` providers (the agent really hears words): mute (a muted
+person is not heard), input and output devices (Chromium's fake devices; a device that
+disappears is simulated with a `devicechange` event), and a text-only conversation when the
+microphone is denied. Each new state is saved as a screenshot under artifacts/e2e/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserType, Page, expect
+
+from app.voice.agent.providers.local.rule_based_replies import GREETING
+from devtools import setup
+from devtools.stack import Stack
+from tests.e2e import page_audio
+from tests.e2e.conversations import launch_browser
+from tests.e2e.speech import Recording, Utterance, content_words, recording, words
+from tests.e2e.support import open_chat, press_start, press_stop, unique, wait_until
+
+AUDIBLE_RMS = 0.02
+# Lets a test take a device away (and give it back): enumerateDevices() leaves out the ids
+# in window.__hiddenDevices, and the test fires `devicechange` as the browser would.
+HIDE_DEVICES = """
+window.__hiddenDevices = new Set();
+const listAll = navigator.mediaDevices.enumerateDevices.bind(navigator.mediaDevices);
+navigator.mediaDevices.enumerateDevices = async () =>
+  (await listAll()).filter((device) => !window.__hiddenDevices.has(device.deviceId));
+window.__setDeviceHidden = (id, hidden) => {
+  if (hidden) window.__hiddenDevices.add(id); else window.__hiddenDevices.delete(id);
+  navigator.mediaDevices.dispatchEvent(new Event("devicechange"));
+};
+"""
+
+# Said while muted, then said after unmuting: only the second may ever reach the agent.
+MUTED_SENTENCE = Utterance("Tell me a story about a dragon.", pause_after=7.0)
+HEARD_SENTENCE = Utterance("My favorite color is green.", pause_after=9.0)
+MUTE_LEAD = 12.0  # seconds of silence first: time to start, hear the greeting and mute
+
+
+def user_messages(page: Page) -> list[dict[str, Any]]:
+    return page.evaluate("window.voiceAgent.messages.filter(m => m.role === 'user' && 'text' in m)")
+
+
+def test_a_muted_person_is_not_heard(
+    browser_type: BrowserType, browser_type_launch_args: dict[str, Any], stack: Stack, artifacts_dir: Path
+) -> None:
+    mic = recording([MUTED_SENTENCE, HEARD_SENTENCE], lead=MUTE_LEAD, name="mute")
+    (muted_start, muted_end), (heard_start, _) = mic.spans
+    browser = launch_browser(browser_type, mic.noloop, **browser_type_launch_args)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page_audio.install(page)
+        open_chat(page, stack, room=unique("mute"), identity=unique("mute"))
+        mute = page.get_by_role("button", name="Mute", exact=True)
+        expect(mute).to_be_disabled()
+        press_start(page)
+        mute.click()
+        expect(page.locator("#mute")).to_have_attribute("aria-pressed", "true")
+        assert page_audio.mic_seconds(page) < muted_start - 1, "muted too late: the test proves nothing"
+        expect(page.get_by_role("button", name="Unmute", exact=True)).to_be_visible()
+        expect(page.locator("#user-indicator")).to_have_attribute("data-mic", "muted")
+        expect(page.locator("#mic-off")).to_have_text("muted")
+        expect(page.locator("#transcript .line.agent .text").first).to_have_text(GREETING, timeout=30_000)
+
+        # The muted sentence plays into the microphone: the track sends silence, the meter stays empty.
+        wait_until(lambda: page_audio.mic_seconds(page) > muted_start + 0.5, 30, "the muted sentence to start")
+        page.wait_for_function("window.voiceAgent.micRms < 0.001")
+        assert page.evaluate("document.getElementById('mic-level').value") == 0
+        page.screenshot(path=artifacts_dir / "chat-muted.png", full_page=True)
+        wait_until(lambda: page_audio.mic_seconds(page) > muted_end + 1.0, 30, "the muted sentence to end")
+        assert page_audio.mic_seconds(page) < heard_start - 1, "unmuted too late: the test proves nothing"
+
+        page.get_by_role("button", name="Unmute", exact=True).click()
+        expect(page.locator("#mute")).to_have_attribute("aria-pressed", "false")
+        expect(page.locator("#user-indicator")).to_have_attribute("data-mic", "on")
+        expect(page.locator("#mic-off")).to_be_hidden()
+        # Unmuted, the next sentence is heard and answered: the agent was listening all along.
+        expect(page.locator("#transcript .line.user .text").first).to_be_visible(timeout=45_000)
+        wait_until(lambda: len(page.locator("#transcript .line.agent").all()) >= 2, 30, "the answer")
+        said = [m["text"] for m in user_messages(page)]
+        print(f"\nmuted: {MUTED_SENTENCE.text!r}; heard: {said!r}")
+        assert {"favorite", "color", "green"} & set(words(" ".join(said)))
+        # Not one word of the muted sentence, in any interim or final line.
+        assert not content_words(MUTED_SENTENCE.text) & set(words(" ".join(said))), said
+        page.screenshot(path=artifacts_dir / "chat-unmuted-heard.png", full_page=True)
+        press_stop(page)
+    finally:
+        browser.close()
+
+
+def options(page: Page, select: str) -> list[tuple[str, str]]:
+    return page.evaluate(
+        f"[...document.querySelectorAll('#{select} option')].map(o => [o.value, o.textContent])")
+
+
+def test_input_and_output_devices_switch_and_fall_back(page: Page, stack: Stack, artifacts_dir: Path) -> None:
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.add_init_script(HIDE_DEVICES)
+    open_chat(page, stack, room=unique("devices"))
+    # Chromium's fake devices are listed before Start; the speaker choice exists (setSinkId).
+    expect(page.locator("#mic-device option")).to_have_count(3)
+    inputs = options(page, "mic-device")
+    assert [label for _, label in inputs] == ["Fake Default Audio Input", "Fake Audio Input 1", "Fake Audio Input 2"]
+    expect(page.get_by_label("Speaker")).to_be_visible()
+    outputs = options(page, "speaker-device")
+    assert len(outputs) == 3
+
+    press_start(page)
+    page.wait_for_function("window.voiceAgent.micDeviceId === 'default'")
+    expect(page.locator("#transcript .line.agent .text").first).to_have_text(GREETING, timeout=30_000)
+
+    # Another microphone: the published track is replaced, and the meter follows the new one.
+    other_id = inputs[1][0]
+    page.get_by_label("Microphone", exact=True).select_option(label="Fake Audio Input 1")
+    page.wait_for_function(f"window.voiceAgent.micDeviceId === {other_id!r}")
+    # Another speaker: the agent's audio element plays there.
+    speaker_id = outputs[1][0]
+    page.get_by_label("Speaker").select_option(speaker_id)
+    page.wait_for_function(f"document.getElementById('agent-audio').sinkId === {speaker_id!r}")
+    page.screenshot(path=artifacts_dir / "chat-devices-chosen.png", full_page=True)
+
+    # The chosen microphone is unplugged: back to the default one, and the page says so.
+    page.evaluate(f"window.__setDeviceHidden({other_id!r}, true)")
+    expect(page.locator("#mic-device option")).to_have_count(2)
+    expect(page.get_by_label("Microphone", exact=True)).to_have_value("default")
+    page.wait_for_function("window.voiceAgent.micDeviceId === 'default'")
+    expect(page.locator("#say-note")).to_contain_text("microphone you chose was disconnected")
+    assert page.evaluate("window.voiceAgent.inputDevice") == "default"
+    page.screenshot(path=artifacts_dir / "chat-device-unplugged.png", full_page=True)
+    # It comes back: listed again, and the page stays on the device in use.
+    page.evaluate(f"window.__setDeviceHidden({other_id!r}, false)")
+    expect(page.locator("#mic-device option")).to_have_count(3)
+    expect(page.get_by_label("Microphone", exact=True)).to_have_value("default")
+    expect(page.locator("#status")).to_have_attribute("data-state", "live")
+    press_stop(page)
+
+
+@pytest.fixture(scope="module")
+def no_mic_browser(browser_type: BrowserType, person: Recording) -> Iterator[Browser]:
+    """Chromium without the flag that auto-accepts the microphone prompt: it answers "deny"."""
+    flags = [f for f in setup.CHROMIUM_FLAGS if not f.startswith("--use-fake-ui")]
+    browser = browser_type.launch(
+        executable_path=str(setup.chromium()),
+        args=[*flags, f"--use-file-for-fake-audio-capture={person.path}"],
+    )
+    yield browser
+    browser.close()
+
+
+def test_microphone_denied_offers_a_text_only_conversation(
+    no_mic_browser: Browser, stack: Stack, artifacts_dir: Path
+) -> None:
+    context = no_mic_browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        open_chat(page, stack, room=unique("textonly"))
+        page.get_by_role("button", name="Start").click()
+        expect(page.locator("#status")).to_have_attribute("data-state", "error", timeout=30_000)
+        expect(page.locator("#error-title")).to_have_text("Microphone access is blocked")
+        expect(page.locator("#error-hint")).to_contain_text("type to the agent instead")
+        text_only = page.get_by_role("button", name="Continue with text only")
+        expect(text_only).to_be_visible()
+        page.screenshot(path=artifacts_dir / "chat-mic-denied-offer.png", full_page=True)
+
+        text_only.click()
+        expect(page.locator("#status")).to_have_attribute("data-state", "live", timeout=30_000)
+        expect(page.locator("#status")).to_contain_text("text only")
+        expect(page.get_by_role("alert")).to_be_hidden()
+        # No microphone is published; the mic's button is off, the text box is ready.
+        assert page.evaluate("[window.voiceAgent.textOnly, window.voiceAgent.micDeviceId]") == [True, None]
+        expect(page.locator("#mic-off")).to_have_text("no microphone")
+        expect(page.locator("#mute")).to_be_disabled()
+        expect(page.get_by_label("Message to the agent")).to_be_enabled()
+        # The agent still joins and speaks: its greeting is heard and written.
+        expect(page.locator("#transcript .line.agent .text").first).to_have_text(GREETING, timeout=30_000)
+        page.wait_for_function(f"window.voiceAgent.agentPeakRms > {AUDIBLE_RMS}", timeout=30_000)
+        page.screenshot(path=artifacts_dir / "chat-text-only.png", full_page=True)
+        press_stop(page)
+    finally:
+        context.close()
