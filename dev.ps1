@@ -2,6 +2,7 @@
 #   .\dev.ps1 run     install what is missing, start LiveKit + backend + agent + UI, print the URL
 #   .\dev.ps1 test    install what is missing, run lint, the unit and end-to-end tests
 #   .\dev.ps1 converse [name]   play the scripted conversations in Chromium, report each turn
+#   .\dev.ps1 soak [N]  the fault soak: N random cycles (default 50) on the production shape, then a report
 #   .\dev.ps1 setup   only install
 #   .\dev.ps1 lock    re-resolve requirements\*.txt after editing the ranges in pyproject.toml
 $ErrorActionPreference = "Stop"

@@ -3,6 +3,7 @@
 #   ./dev.sh run     install what is missing, start LiveKit + backend + agent + UI, print the URL
 #   ./dev.sh test    install what is missing (Chromium too), run lint, the unit and end-to-end tests
 #   ./dev.sh converse [name]   play the scripted conversations in Chromium, report each turn
+#   ./dev.sh soak [N]  the fault soak: N random cycles (default 50) on the production shape, then a report
 #   ./dev.sh setup   only install
 #   ./dev.sh lock    re-resolve requirements/*.txt after editing the ranges in pyproject.toml
 set -euo pipefail

@@ -1,4 +1,4 @@
-"""python -m devtools {setup,run,test,converse,lock}: the commands behind dev.sh / dev.ps1."""
+"""python -m devtools {setup,run,test,converse,soak,lock}: the commands behind dev.sh / dev.ps1."""
 
 from __future__ import annotations
 
@@ -128,6 +128,13 @@ def cmd_converse(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, "-m", "tests.e2e.conversations", *args.conversation_args], cwd=ROOT)
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    """The fault soak (bench/soak.py) on a fresh production-shape stack of its own."""
+    setup.for_tests()
+    seed = ["--seed", str(args.seed)] if args.seed is not None else []
+    return subprocess.call([sys.executable, "-m", "bench.soak", "--cycles", str(args.cycles), *seed], cwd=ROOT)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="dev", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +152,10 @@ def main() -> int:
     p = sub.add_parser("converse", help="play the scripted conversations in Chromium and report each turn")
     p.add_argument("conversation_args", nargs=argparse.REMAINDER, help="conversation names (default: all), --json FILE")
     p.set_defaults(func=cmd_converse)
+    p = sub.add_parser("soak", help="random faults on the production shape, then check nothing was lost or left open")
+    p.add_argument("cycles", nargs="?", type=int, default=50, help="how many cycles (default 50)")
+    p.add_argument("--seed", type=int, default=None, help="repeat a run (its seed is printed)")
+    p.set_defaults(func=cmd_soak)
     p = sub.add_parser("lock", help="resolve requirements/*.txt (versions and hashes) from pyproject.toml")
     p.add_argument("--upgrade", action="store_true", help="take the newest versions the ranges allow")
     p.set_defaults(func=cmd_lock)

@@ -130,6 +130,32 @@ def redis_server() -> Path:
     return Path(found)
 
 
+def _postgres_bin_dirs() -> list[Path]:
+    """Folders holding initdb and postgres: PATH first, then Debian's versioned folders
+    (/usr/lib/postgresql/<version>/bin, not on PATH), newest first."""
+    found = [Path(on_path).resolve().parent] if (on_path := shutil.which("initdb")) else []
+    debian = Path("/usr/lib/postgresql").glob("*/bin")
+    found += sorted(debian, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True)
+    return [d for d in found if (d / f"initdb{EXE}").exists() and (d / f"postgres{EXE}").exists()]
+
+
+def postgres_bin() -> Path:
+    """The folder of PostgreSQL's server programs (initdb, postgres, createdb) for the
+    production-shape tests and the soak: found, else Debian's `postgresql` package. Only the
+    programs are used: the tests start their own server in a temporary folder (the package's
+    own cluster is not needed, nor started)."""
+    if configured := os.environ.get("POSTGRES_BIN"):
+        return Path(configured)
+    dirs = _postgres_bin_dirs()
+    if not dirs and platform.system() == "Linux" and shutil.which("apt-get"):
+        _apt_install("postgresql")
+        dirs = _postgres_bin_dirs()
+    if not dirs:
+        how = {"Darwin": "brew install postgresql@16"}.get(platform.system(), "install PostgreSQL 13 or newer")
+        raise SetupError(f"PostgreSQL's initdb is not found ({how}, or set POSTGRES_BIN to its bin folder)")
+    return dirs[0]
+
+
 def flite() -> Path:
     """flite, the speech synthesiser of the offline `local` providers and of the test speech:
     from PATH, else Debian's package. Elsewhere, say how to get it."""
@@ -168,12 +194,13 @@ def voice_providers() -> str:
 
 def for_tests() -> None:
     """What `test` needs on top: the server binary always (tests start their own), Chromium,
-    flite (the offline voice and the test speech) and Redis."""
+    flite (the offline voice and the test speech), Redis and PostgreSQL."""
     livekit_client()
     livekit_server()
     chromium()
     flite()
     redis_server()
+    postgres_bin()
 
 
 if __name__ == "__main__":

@@ -8,20 +8,27 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 LIVEKIT_DEV_KEY, LIVEKIT_DEV_SECRET = "devkey", "secret"
+# The transcript socket's transport bounds (app.voice.ws.limits has the app's own): a frame
+# over 64 KiB is refused (1009) before it is read; a peer that leaves a ping unanswered for
+# 20 s, pinged every 20 s, is dropped. Production runs uvicorn with the same flags.
+UVICORN_WS_FLAGS = ["--ws-max-size", "65536", "--ws-ping-interval", "20", "--ws-ping-timeout", "20"]
 if sys.platform == "win32":
     NEW_PROCESS_GROUP = subprocess.CREATE_NEW_PROCESS_GROUP  # so CTRL_BREAK reaches the tree
 else:
@@ -78,6 +85,33 @@ def wait_for_http(url: str, *, timeout: float, process: ManagedProcess | None = 
     raise TimeoutError(f"{url} not ready after {timeout:.0f} s ({last_error})")
 
 
+class _UserArgs(TypedDict, total=False):
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
+def _as_user(run_as: tuple[int, int] | None) -> _UserArgs:
+    """Popen arguments that run a child as another user (no supplementary groups)."""
+    if run_as is None:
+        return {}
+    return {"user": run_as[0], "group": run_as[1], "extra_groups": []}
+
+
+def unprivileged_user() -> tuple[int, int] | None:
+    """Who runs PostgreSQL when we are root (initdb and postgres refuse root): Debian's
+    package's `postgres` user, else `nobody`. None when we are not root."""
+    if sys.platform == "win32" or os.geteuid() != 0:
+        return None
+    import pwd
+
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(name)
+            return entry.pw_uid, entry.pw_gid
+    raise RuntimeError("running as root, and neither a postgres nor a nobody user exists to run PostgreSQL")
+
+
 @dataclass
 class ManagedProcess:
     """A child process with its own log file and process group, stopped gracefully."""
@@ -88,6 +122,8 @@ class ManagedProcess:
     log_path: Path
     popen: subprocess.Popen[bytes] | None = None
     log_start: int = 0  # where this run's output begins in the (appended) log file
+    run_as: tuple[int, int] | None = None  # (uid, gid) on POSIX: PostgreSQL refuses to run as root
+    stop_signal: int = signal.SIGTERM  # PostgreSQL: SIGINT, its fast shutdown
 
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +134,7 @@ class ManagedProcess:
             self.cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=sys.platform != "win32",
             creationflags=NEW_PROCESS_GROUP,
+            **_as_user(self.run_as),
         )
         log.close()
         return self
@@ -124,7 +161,7 @@ class ManagedProcess:
             if sys.platform == "win32":
                 self.popen.send_signal(signal.CTRL_BREAK_EVENT)
             else:
-                os.killpg(self.popen.pid, signal.SIGTERM)
+                os.killpg(self.popen.pid, self.stop_signal)
         try:
             self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -163,6 +200,8 @@ class StackConfig:
     # Whether LiveKit creates a room when a token joins it (its default). Off, as in
     # production; on only for tools that join rooms with tokens of their own making.
     livekit_auto_create: bool = False
+    # A PostgreSQL server of the stack's own (the folder of initdb/postgres), instead of database_url.
+    postgres_bin: Path | None = None
 
 
 @dataclass
@@ -173,6 +212,8 @@ class Stack:
     backend_urls: list[str] = field(default_factory=list)
     ui_url: str = ""
     redis_url: str = ""
+    database_url: str = ""  # the config's, or the stack's own PostgreSQL server's
+    postgres_dir: Path | None = None
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     ports: PortReservations = field(default_factory=PortReservations)
 
@@ -225,6 +266,47 @@ class Stack:
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         wait_for_log(process, "Ready to accept connections", timeout=20)
 
+    def start_postgres(self) -> None:
+        """A throw-away PostgreSQL server: initdb into a temporary folder, postgres on a free
+        loopback port (as an unprivileged user when we are root), one database `voice`.
+        Durability is off (fsync, synchronous_commit): the data lives as long as the stack."""
+        self.database_url = self.config.database_url
+        if self.config.postgres_bin is None:
+            return
+        bin_dir, run_as = self.config.postgres_bin, unprivileged_user()
+        self.postgres_dir = Path(tempfile.mkdtemp(prefix="voice-pg-"))
+        data = self.postgres_dir / "data"
+        if run_as is not None:
+            os.chown(self.postgres_dir, *run_as)
+        log = self.config.log_dir / "postgres-initdb.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("wb") as out:
+            initdb = subprocess.run(
+                [str(bin_dir / "initdb"), "-D", str(data), "-U", "voice", "--auth=trust", "-E", "UTF8",
+                 "--no-locale", "--no-sync"],
+                stdout=out, stderr=subprocess.STDOUT, env=self._env(), cwd=self.postgres_dir, **_as_user(run_as),
+            )
+        if initdb.returncode != 0:
+            raise RuntimeError(f"initdb failed; see {log}")
+        port = free_port()
+        cmd = [
+            str(bin_dir / "postgres"), "-D", str(data), "-p", str(port),
+            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.postgres_dir}",
+            "-c", "max_connections=200", "-c", "fsync=off", "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off",
+        ]
+        process = ManagedProcess("postgres", cmd, self._env(), self.config.log_dir / "postgres.log", run_as=run_as,
+                                  stop_signal=signal.SIGINT)
+        self.processes["postgres"] = process.start()
+        wait_for_log(process, "ready to accept connections", timeout=30)
+        createdb = subprocess.run(
+            [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "voice", "voice"],
+            env=self._env(), cwd=self.postgres_dir, **_as_user(run_as),
+        )
+        if createdb.returncode != 0:
+            raise RuntimeError("createdb failed")
+        self.database_url = f"postgres://voice@127.0.0.1:{port}/voice"
+
     def backend_env(self) -> dict[str, str]:
         ui_origin = f"http://127.0.0.1:{self.config.ui_port}"
         overrides = {
@@ -233,8 +315,8 @@ class Stack:
         }
         if self.config.livekit_server is not None:
             overrides |= {"LIVEKIT_API_KEY": LIVEKIT_DEV_KEY, "LIVEKIT_API_SECRET": LIVEKIT_DEV_SECRET}
-        if self.config.database_url:
-            overrides["DATABASE_URL"] = self.config.database_url
+        if self.database_url:
+            overrides["DATABASE_URL"] = self.database_url
         if self.redis_url:
             overrides["REDIS_URL"] = self.redis_url
         if self.config.agent_workers:
@@ -255,6 +337,7 @@ class Stack:
                 PYTHON, "-m", "uvicorn", "app.asgi:application",
                 "--host", "127.0.0.1", "--port", str(port),
                 "--lifespan", "on", "--ws", "websockets-sansio", "--no-access-log",
+                *UVICORN_WS_FLAGS,
             ]
             name = "backend" if index == 0 else f"backend-{index + 1}"
             process = self._spawn(name, cmd, env)
@@ -297,6 +380,7 @@ class Stack:
         try:
             self.start_livekit()
             self.start_redis()
+            self.start_postgres()
             self.start_backends()
             self.start_agent_workers()
             self.start_ui()
@@ -312,6 +396,9 @@ class Stack:
         for name in reversed(list(self.processes)):
             self.processes[name].stop()
         self.processes.clear()
+        if self.postgres_dir is not None:
+            shutil.rmtree(self.postgres_dir, ignore_errors=True)
+            self.postgres_dir = None
 
 
 @contextlib.contextmanager

@@ -1,11 +1,13 @@
-"""The production shape, for real: two web processes sharing nothing but Redis and the
-database, agents in two livekit-agents worker processes that LiveKit dispatches to.
+"""The production shape, for real: two web processes sharing nothing but Redis and a
+PostgreSQL server (Debian's, started by the launcher), agents in two livekit-agents worker
+processes that LiveKit dispatches to.
 
 - a session started through web process A, watched over a WebSocket on B and stopped
   through B: every message arrives once, in order, and the stop reaches the agent;
 - sessions spread over both workers;
 - a worker killed mid-session: its session ends as error, nothing stays running;
-- a worker told to stop (SIGTERM) drains: its session ends as shutdown.
+- a worker told to stop (SIGTERM) drains: its session ends as shutdown;
+- two processes racing for the same room names on PostgreSQL: each name has one winner.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +26,7 @@ from playwright.sync_api import Page, expect
 from websockets.sync.client import connect
 
 from devtools import setup
-from devtools.stack import Stack, wait_for_log
+from devtools.stack import ROOT, Stack, wait_for_log
 from tests.e2e.speech import WORD_SHARE, Recording, share_heard
 from tests.e2e.support import (
     Api,
@@ -44,13 +49,14 @@ def cluster(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         "VOICE_WORKER_MAX_SESSIONS": "2",  # so four sessions must use both workers
     }
     with separate_stack("cluster", artifacts_dir, tmp_path_factory.mktemp("cluster"),
-        redis_server=setup.redis_server(), backends=2, agent_workers=2, extra_env=env,
+        redis_server=setup.redis_server(), postgres_bin=setup.postgres_bin(), backends=2, agent_workers=2,
+        extra_env=env,
     ) as running:
         yield running
 
 
 @pytest.fixture(autouse=True)
-def whole_cluster(cluster: Stack) -> Iterator[None]:
+def whole_cluster(cluster: Stack, operator: Api) -> Iterator[None]:
     """Each test starts with both agent workers up, whatever ran before (some tests stop
     one), and leaves nothing live, however it ended."""
     for name, process in cluster.processes.items():
@@ -58,17 +64,23 @@ def whole_cluster(cluster: Stack) -> Iterator[None]:
             process.start()  # same command, environment and log file
             wait_for_log(process, "registered worker", timeout=60)
     yield
-    end_live_sessions(Api(cluster.backend_url))
+    end_live_sessions(operator.at(cluster.backend_url))
 
 
-def post_session(backend_url: str, room: str) -> str:
-    status, body = Api(backend_url).post("/session", {"room": room, "identity": f"{room}-bot"})
+@pytest.fixture(scope="module")
+def operator(api: Api) -> Api:
+    """The visitor these tests act as (the `page` fixture's too), at either web process."""
+    return api
+
+
+def post_session(visitor: Api, room: str) -> str:
+    status, body = visitor.post("/session", {"room": room, "identity": f"{room}-bot"})
     assert status == 201, body
     return body["session_id"]
 
 
-def delete_session(backend_url: str, session_id: str) -> int:
-    return Api(backend_url).delete(f"/session/{session_id}")[0]
+def delete_session(visitor: Api, session_id: str) -> int:
+    return visitor.delete(f"/session/{session_id}")[0]
 
 
 def worker_of(stack: Stack, session_id: str, timeout: float = 10.0) -> str:
@@ -85,19 +97,20 @@ def worker_of(stack: Stack, session_id: str, timeout: float = 10.0) -> str:
 
 
 def test_start_on_one_web_process_watch_and_stop_on_the_other(
-    page: Page, cluster: Stack, person: Recording
+    page: Page, cluster: Stack, person: Recording, operator: Api
 ) -> None:
     web_a, web_b = cluster.backend_urls
     page.goto(f"{cluster.ui_url}/chat?room=bravo-room&identity=bravo-person")  # the UI talks to A
     session_id = press_start(page)
 
     origin = cluster.ui_url
-    with connect(f"{web_b.replace('http', 'ws')}/ws/transcript/{session_id}", origin=origin) as socket:
+    socket_url = f"{web_b.replace('http', 'ws')}/ws/transcript/{session_id}"
+    with connect(socket_url, origin=origin, additional_headers=operator.cookie_header) as socket:
         received = []
         # Until the agent (in a worker process) answers the person's words.
         while not any(m.get("role") == "agent" and m.get("text", "").startswith("You said:") for m in received):
             received.append(json.loads(socket.recv(timeout=45)))
-        assert delete_session(web_b, session_id) == 204
+        assert delete_session(operator.at(web_b), session_id) == 204
         while "event" not in received[-1] or received[-1]["event"] != "session_ended":
             received.append(json.loads(socket.recv(timeout=15)))
 
@@ -108,37 +121,65 @@ def test_start_on_one_web_process_watch_and_stop_on_the_other(
     assert received[-1] == {"event": "session_ended", "reason": "deleted"}
     # The page on A learns the same end through its own socket and resets.
     expect(page.locator("#status")).to_have_attribute("data-state", "idle", timeout=15_000)
-    assert Api(web_a).get(f"/session/{session_id}")[1]["end_reason"] == "deleted"
+    assert operator.at(web_a).get(f"/session/{session_id}")[1]["end_reason"] == "deleted"
 
 
-def test_sessions_spread_over_the_workers(cluster: Stack) -> None:
-    ids = [post_session(cluster.backend_urls[n % 2], f"spread-{n}") for n in range(4)]
+def test_sessions_spread_over_the_workers(cluster: Stack, operator: Api) -> None:
+    ids = [post_session(operator.at(cluster.backend_urls[n % 2]), f"spread-{n}") for n in range(4)]
     workers = [worker_of(cluster, session_id) for session_id in ids]
     for n, session_id in enumerate(ids):
-        assert delete_session(cluster.backend_urls[(n + 1) % 2], session_id) == 204
+        assert delete_session(operator.at(cluster.backend_urls[(n + 1) % 2]), session_id) == 204
     # Each worker takes VOICE_WORKER_MAX_SESSIONS (2), then declines: LiveKit sends the rest on.
     assert sorted(workers) == ["agent-worker-1"] * 2 + ["agent-worker-2"] * 2
 
 
-def test_a_killed_worker_leaves_nothing_running(cluster: Stack) -> None:
-    session_id = post_session(cluster.backend_urls[0], "kill-room")
+def test_a_killed_worker_leaves_nothing_running(cluster: Stack, operator: Api) -> None:
+    session_id = post_session(operator.at(cluster.backend_urls[0]), "kill-room")
     victim = cluster.processes[worker_of(cluster, session_id)]
     os.killpg(victim.pid, signal.SIGKILL)  # the worker and its job processes, without warning
     victim.popen.wait(10)
-    session, seconds = wait_until_ended(Api(cluster.backend_urls[1]), session_id, timeout=HEARTBEAT_TIMEOUT + 15)
+    survivor = operator.at(cluster.backend_urls[1])
+    session, seconds = wait_until_ended(survivor, session_id, timeout=HEARTBEAT_TIMEOUT + 15)
     print(f"\nworker killed → session ended in {seconds:.1f} s (reason {session['end_reason']})")
     assert session["end_reason"] == "error"
-    status, page = Api(cluster.backend_url).get("/transcripts?limit=100")
+    status, page = operator.at(cluster.backend_url).get("/transcripts?limit=100")
     assert status == 200 and not [s for s in page["results"] if s["status"] != "ended"]
 
 
-def test_sigterm_drains_a_worker(cluster: Stack) -> None:
+def test_sigterm_drains_a_worker(cluster: Stack, operator: Api) -> None:
     survivors = [name for name, p in cluster.processes.items() if name.startswith("agent-worker") and p.poll() is None]
-    session_id = post_session(cluster.backend_urls[1], "drain-room")
+    session_id = post_session(operator.at(cluster.backend_urls[1]), "drain-room")
     worker = cluster.processes[worker_of(cluster, session_id)]
     assert worker.name in survivors
     os.kill(worker.pid, signal.SIGTERM)
-    session, seconds = wait_until_ended(Api(cluster.backend_urls[0]), session_id, timeout=30)
+    session, seconds = wait_until_ended(operator.at(cluster.backend_urls[0]), session_id, timeout=30)
     print(f"\nworker SIGTERM → session ended in {seconds:.1f} s (reason {session['end_reason']})")
     assert session["end_reason"] == "shutdown"
     worker.popen.wait(30)
+
+
+RACED_ROOMS = 40
+
+
+def test_two_processes_race_for_the_same_rooms_on_postgresql(cluster: Stack) -> None:
+    """Two processes claim the same 40 room names (the token path), then start a session in
+    the same 40 other rooms (the session path), from one start line: one winner per name."""
+    assert cluster.database_url.startswith("postgres://"), cluster.database_url
+    env = cluster.backend_env()
+    start_at = time.time() + 4  # after both have started Python and Django and connected
+    sides = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.e2e.claim_race", name, str(start_at), "race", str(RACED_ROOMS)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+        )
+        for name in ("racer-a", "racer-b")
+    ]
+    results = [json.loads(side.communicate(timeout=60)[0].strip().splitlines()[-1]) for side in sides]
+    assert [side.returncode for side in sides] == [0, 0]
+    for path in ("claims", "sessions"):
+        a, b = (set(result[path]) for result in results)
+        assert not a & b, f"{path} won by both: {sorted(a & b)}"
+        assert len(a | b) == RACED_ROOMS, f"{path} won by neither: {RACED_ROOMS - len(a | b)}"
+        print(f"\n{path}: racer-a won {len(a)}, racer-b won {len(b)} of {RACED_ROOMS}")
+    refused = sorted(line for result in results for line in result["refused"])
+    assert len(refused) == 2 * RACED_ROOMS, refused  # every loss was a clear refusal

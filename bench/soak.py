@@ -1,0 +1,562 @@
+"""Fault soak: N random cycles (seeded) against the production shape, then checks that
+nothing was lost or left behind. `python -m bench.soak --cycles N [--seed S]` (`./dev.sh soak N`).
+
+The stack: LiveKit, Redis, PostgreSQL, two web processes, two agent workers (the stack
+launcher's production shape), the scripted `fake` providers (the soak is about lifecycles,
+not words: the agent still hears speech through its VAD, transcribes it and answers).
+Visitors are `bench.soak_client` processes: a LiveKit participant with a microphone plus the
+session's WebSocket.
+
+Each cycle is one of:
+- start      a new visitor takes a token, joins its room and starts a session;
+- talk       a visitor says a sentence (the cycle waits, bounded, for a new final line);
+- stop       a visitor presses Stop (DELETE /session);
+- tab_close  a visitor leaves the room and closes its socket without a word;
+- net_cut    a visitor's process is frozen (SIGSTOP): no goodbye, no packets;
+- worker_kill  an agent worker's process group gets SIGKILL, then is started again;
+- web_term / web_kill  a web process gets SIGTERM / SIGKILL, then is started again.
+The first cycles go through every kind once (start, talk, then the rest in a seeded order), so a
+run of 3 x 8 = 24 cycles has each.
+
+Then, each wait bounded: every visitor still live presses Stop; no session is left running;
+no LiveKit room is left open (the server API's list_rooms); every final transcript line a
+visitor received over the WebSocket is in the database; and the open file descriptors and
+resident memory of each long-lived process (with its children), sampled through /proc
+during the run, with their slope per 100 cycles. The report: N, the count of each fault,
+cleanup time (from the action to the session's ended_at) p50/p95/max, lost and orphaned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+from livekit import api as livekit_api
+
+from bench.common import pct
+from devtools import setup
+from devtools.stack import (
+    LIVEKIT_DEV_KEY,
+    LIVEKIT_DEV_SECRET,
+    PYTHON,
+    ROOT,
+    Stack,
+    StackConfig,
+    running_stack,
+    wait_for_http,
+    wait_for_log,
+)
+
+KINDS = ("start", "talk", "stop", "tab_close", "net_cut", "worker_kill", "web_term", "web_kill")
+WEIGHTS = {"start": 4, "talk": 4, "stop": 2, "tab_close": 1.5, "net_cut": 1, "worker_kill": 0.6,
+           "web_term": 0.5, "web_kill": 0.5}
+MAX_LIVE = 3  # visitors at once (2 shared cores)
+ENDING_KINDS = ("stop", "tab_close", "net_cut")
+RESTARTING = ("worker_kill", "web_term", "web_kill")  # kinds that wait for no restart in progress
+# The first FIRST_PHASE x len(KINDS) cycles run every kind once: each kind may first need up to
+# two starts (an ending, or a worker kill, can leave fewer than two visitors).
+FIRST_PHASE = 3
+HEARTBEAT_TIMEOUT = 4.0
+PARTICIPANT_TIMEOUT = 3.0
+# The stack's environment: short timeouts, so cleanup is quick and a run is bounded.
+SOAK_ENV = {
+    "VOICE_PROVIDERS": "fake",
+    "FAKE_STT_DELAY": "0.1",
+    "FAKE_LLM_FIRST_TOKEN_DELAY": "0.1",
+    "FAKE_LLM_TOKEN_INTERVAL": "0.01",
+    "FAKE_TTS_FIRST_AUDIO_DELAY": "0.1",
+    "VOICE_HEARTBEAT_INTERVAL": "1",
+    "VOICE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
+    "VOICE_PARTICIPANT_TIMEOUT": str(PARTICIPANT_TIMEOUT),
+    "VOICE_WORKER_DRAIN_TIMEOUT": "2",
+    "VOICE_MAX_SESSIONS_PER_IP": "1000",  # every visitor is 127.0.0.1
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def progress(message: str) -> None:
+    print(message, flush=True)
+
+
+def wait_for(condition: Any, timeout: float, interval: float = 0.25) -> float | None:
+    """Poll until truthy; the seconds it took, or None if it never was within `timeout`."""
+    started = time.monotonic()
+    while True:
+        if condition():
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            return None
+        time.sleep(interval)  # poll interval of the condition
+
+
+# ---- visitors ---------------------------------------------------------------------------
+@dataclass
+class Visitor:
+    name: str
+    process: subprocess.Popen[str]
+    out: Path
+    session_id: str = ""
+    lines: list[str] = field(default_factory=list)
+    frozen: bool = False
+    done: bool = False  # told to stop or close, or frozen: no longer a target
+
+    def read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            line = line.strip()
+            self.lines.append(line)
+            if line.startswith("session "):
+                self.session_id = line.split()[1]
+
+    def send(self, command: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            assert self.process.stdin is not None
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+
+    def finals(self) -> int:
+        try:
+            return sum(1 for _ in self.out.open(encoding="utf-8"))
+        except FileNotFoundError:
+            return 0
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
+
+
+# ---- /proc sampling ---------------------------------------------------------------------
+def _children() -> dict[int, list[int]]:
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    return parents
+
+
+def tree_usage(root: int, children: dict[int, list[int]]) -> tuple[int, float]:
+    """Open file descriptors and resident MB of a process and all its descendants."""
+    fds, rss_kb, todo = 0, 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        with contextlib.suppress(OSError):
+            fds += len(os.listdir(f"/proc/{pid}/fd"))
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        rss_kb += int(line.split()[1])
+    return fds, rss_kb / 1024
+
+
+# ---- the soak ---------------------------------------------------------------------------
+@dataclass
+class Soak:
+    stack: Stack
+    cycles: int
+    seed: int
+    work: Path
+    rng: random.Random = field(init=False)
+    visitors: list[Visitor] = field(default_factory=list)
+    faults: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)  # actions that could not be done
+    pending: dict[str, tuple[float, str]] = field(default_factory=dict)  # session → (action time, kind)
+    cleanup: dict[str, list[float]] = field(default_factory=dict)  # kind → seconds
+    kills: list[float] = field(default_factory=list)  # worker SIGKILL times
+    samples: dict[str, list[tuple[int, int, int, float]]] = field(default_factory=dict)  # name → (cycle, pid, fds, MB)
+    counter: int = 0
+    counted: set[str] = field(default_factory=set)  # sessions whose end is recorded
+    spare: Visitor | None = None  # the next visitor, started ahead
+    recovering: set[str] = field(default_factory=set)  # processes being restarted
+    restarts: list[threading.Thread] = field(default_factory=list)
+    restart_errors: list[str] = field(default_factory=list)
+    other_ends: Counter[str] = field(default_factory=Counter)  # ends no fault of ours explains, by reason
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.db = psycopg.connect(self.stack.database_url, autocommit=True)
+
+    # -- database ------------------------------------------------------------------------
+    def sessions(self, ids: list[str]) -> dict[str, tuple[str, str, float | None]]:
+        if not ids:
+            return {}
+        rows = self.db.execute(
+            "SELECT id::text, status, end_reason, ended_at FROM voice_voicesession WHERE id::text = ANY(%s)", (ids,)
+        ).fetchall()
+        return {r[0]: (r[1], r[2], r[3].timestamp() if r[3] else None) for r in rows}
+
+    def live_sessions(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id::text FROM voice_voicesession WHERE status <> 'ended'")]
+
+    def settle(self) -> None:
+        """Record the cleanup time of sessions that have ended since the last look; release
+        the frozen visitors whose session is over."""
+        for session_id in self.counted & set(self.pending):  # it had ended before the action
+            self.pending.pop(session_id)
+        ids = {v.session_id for v in self.visitors if v.session_id} | set(self.pending)
+        state = self.sessions(sorted(ids - self.counted))
+        for session_id, (status, reason, ended_at) in state.items():
+            if status != "ended" or ended_at is None:
+                continue
+            self.counted.add(session_id)
+            if session_id in self.pending:
+                at, kind = self.pending.pop(session_id)
+                self.cleanup.setdefault(kind, []).append(max(0.0, ended_at - at))
+            elif reason == "error" and (kills := [k for k in self.kills if k <= ended_at]):
+                self.cleanup.setdefault("worker_kill", []).append(ended_at - kills[-1])
+            else:
+                self.other_ends[reason] += 1
+        state = self.sessions(sorted({v.session_id for v in self.visitors if v.frozen}))
+        for visitor in self.visitors:
+            if visitor.frozen and state.get(visitor.session_id, ("",))[0] == "ended":
+                visitor.kill()
+                visitor.frozen = False
+        self.visitors = [v for v in self.visitors if v.process.poll() is None or v.frozen]
+
+    # -- actions ---------------------------------------------------------------------------
+    def live_visitors(self) -> list[Visitor]:
+        return [
+            v for v in self.visitors
+            if v.session_id and not v.done and v.session_id not in self.counted and v.process.poll() is None
+        ]
+
+    def spawn(self) -> Visitor:
+        """A visitor process, started ahead of its cycle (Python and its imports take a while)."""
+        self.counter += 1
+        name = f"soak{self.seed}-{self.counter}"
+        out = self.work / f"{name}.jsonl"
+        backends = list(self.stack.backend_urls)
+        self.rng.shuffle(backends)
+        with (self.work / f"{name}.err").open("w") as errors:
+            process = subprocess.Popen(
+                [PYTHON, "-m", "bench.soak_client", f"{name}-room", name, str(out), self.stack.ui_url, *backends],
+                cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
+                text=True, start_new_session=True,
+            )
+        visitor = Visitor(name, process, out)
+        threading.Thread(target=visitor.read_stdout, daemon=True).start()
+        return visitor
+
+    def start(self) -> bool:
+        visitor, self.spare = self.spare or self.spawn(), self.spawn()
+        process = visitor.process
+        self.visitors.append(visitor)
+        visitor.send("go")
+        if wait_for(lambda: visitor.session_id or process.poll() is not None, 40) is None or not visitor.session_id:
+            progress(f"    start failed: {visitor.lines[-1:] or 'no answer'}")
+            visitor.kill()
+            return False
+        return True
+
+    def talk(self, visitor: Visitor) -> bool:
+        before = visitor.finals()
+        visitor.send("talk")
+        return wait_for(lambda: visitor.finals() > before or visitor.process.poll() is not None, 12) is not None
+
+    def end_by_visitor(self, visitor: Visitor, kind: str) -> bool:
+        visitor.done = True
+        self.pending[visitor.session_id] = (time.time(), kind)
+        if kind == "net_cut":
+            visitor.frozen = True
+            os.killpg(visitor.process.pid, signal.SIGSTOP)
+        else:
+            visitor.send("stop" if kind == "stop" else "close")
+        return True
+
+    def restart(self, name: str, how: int, ready: Any) -> None:
+        """Signal the process (its whole group), then start it again in the background: the
+        cycles go on meanwhile, as visitors would. A process being restarted is no target."""
+        process = self.stack.processes[name]
+        old = process.popen
+        self.recovering.add(name)
+
+        def again() -> None:
+            try:
+                if how == signal.SIGTERM:
+                    process.stop()
+                else:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    assert process.popen is not None
+                    process.popen.wait(10)
+                process.start()  # the same command, environment and log file
+                ready(process)
+            except Exception as exc:  # noqa: BLE001 - reported, and the end checks still run
+                self.restart_errors.append(f"{name}: {exc}")
+            finally:
+                self.recovering.discard(name)
+
+        self.restarts.append(threading.Thread(target=again, name=f"restart-{name}", daemon=True))
+        self.restarts[-1].start()
+        if how == signal.SIGKILL:  # a SIGKILL is immediate; its time is the fault's time
+            wait_for(lambda: old is None or old.poll() is not None, 10, 0.05)
+
+    def worker_kill(self) -> bool:
+        name = self.rng.choice([n for n in self.stack.processes if n.startswith("agent-worker")])
+        self.kills.append(time.time())
+        self.restart(name, signal.SIGKILL, lambda p: wait_for_log(p, "registered worker", timeout=90))
+        return True
+
+    def web_restart(self, how: int) -> bool:
+        index = self.rng.randrange(len(self.stack.backend_urls))
+        name = "backend" if index == 0 else f"backend-{index + 1}"
+        url = self.stack.backend_urls[index]
+        self.restart(name, how, lambda p: wait_for_http(f"{url}/healthz", timeout=90, process=p))
+        return True
+
+    def choose(self, cycle: int, order: list[str]) -> str:
+        live = self.live_visitors()
+        workers_busy = any(n.startswith("agent-worker") for n in self.recovering)
+        webs_busy = any(n.startswith("backend") for n in self.recovering)
+        possible = [
+            k for k in KINDS
+            if (k != "start" or len(live) < MAX_LIVE)
+            and (k not in ("talk", *ENDING_KINDS) or live)
+            and (k != "worker_kill" or not workers_busy)
+            and (k not in ("web_term", "web_kill") or not webs_busy)
+        ]
+        if not live and "start" in possible:
+            return "start"
+        if cycle < FIRST_PHASE * len(order):  # the first cycles: every kind once, with sessions to hit
+            if len(live) < 2 and "start" in possible:
+                return "start"
+            for kind in order:
+                if kind in possible and kind not in self.faults:
+                    return kind
+        return self.rng.choices(possible, [WEIGHTS[k] for k in possible])[0]
+
+    def cycle(self, kind: str) -> bool:
+        if kind == "start":
+            return self.start()
+        if kind == "worker_kill":
+            return self.worker_kill()
+        if kind in ("web_term", "web_kill"):
+            return self.web_restart(signal.SIGTERM if kind == "web_term" else signal.SIGKILL)
+        visitor = self.rng.choice(self.live_visitors())
+        if kind == "talk":
+            return self.talk(visitor)
+        return self.end_by_visitor(visitor, kind)
+
+    # -- sampling ---------------------------------------------------------------------------
+    def sample(self, cycle: int) -> None:
+        children = _children()
+        for name, process in self.stack.processes.items():
+            if process.poll() is None and name not in self.recovering:
+                fds, mb = tree_usage(process.pid, children)
+                self.samples.setdefault(name, []).append((cycle, process.pid, fds, mb))
+
+    def trend(self) -> dict[str, dict[str, Any]]:
+        """Per process: first/last fds and MB of its latest incarnation, and the slope per 100
+        cycles (a least-squares line through that incarnation's samples)."""
+        report = {}
+        for name, rows in self.samples.items():
+            latest = [r for r in rows if r[1] == rows[-1][1]]
+            entry: dict[str, Any] = {
+                "restarted": len({r[1] for r in rows}) > 1,
+                "samples": len(latest),
+                "fds": [latest[0][2], latest[-1][2]],
+                "rss_mb": [round(latest[0][3], 1), round(latest[-1][3], 1)],
+            }
+            if len(latest) >= 3 and latest[-1][0] > latest[0][0]:
+                x = np.array([r[0] for r in latest], dtype=float)
+                entry["fds_per_100_cycles"] = round(float(np.polyfit(x, [r[2] for r in latest], 1)[0]) * 100, 1)
+                entry["rss_mb_per_100_cycles"] = round(float(np.polyfit(x, [r[3] for r in latest], 1)[0]) * 100, 1)
+            report[name] = entry
+        return report
+
+    # -- the checks -------------------------------------------------------------------------
+    def open_rooms(self) -> list[str]:
+        async def names() -> list[str]:
+            url = self.stack.livekit_url.replace("ws://", "http://")
+            async with livekit_api.LiveKitAPI(url, LIVEKIT_DEV_KEY, LIVEKIT_DEV_SECRET) as lk:
+                rooms = await lk.room.list_rooms(livekit_api.ListRoomsRequest())
+                return [room.name for room in rooms.rooms]
+
+        # A thread of its own: the caller may already run an event loop (pytest with Playwright).
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, names()).result()
+
+    def lost_transcripts(self) -> tuple[int, list[dict[str, Any]]]:
+        received = []
+        for path in self.work.glob("*.jsonl"):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(json.JSONDecodeError):  # a line cut short by SIGKILL
+                    received.append(json.loads(line))
+        stored = {
+            (r[0], r[1]): r[2]
+            for r in self.db.execute("SELECT session_id::text, seq, text FROM voice_transcriptentry").fetchall()
+        }
+        lost = [m for m in received if stored.get((m["session_id"], m["seq"])) != m["text"]]
+        return len(received), lost
+
+    def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        self.spare = self.spawn()
+        order = list(KINDS)
+        self.rng.shuffle(order)
+        # Start, then talk while the first sessions are healthy (so a short run has finals to
+        # check), then the other kinds in a seeded order.
+        order.remove("start")
+        order.remove("talk")
+        order[:0] = ["start", "talk"]
+        marks = {0, self.cycles // 2, self.cycles} | set(range(0, self.cycles, max(1, self.cycles // 10)))
+        for cycle in range(self.cycles):
+            if cycle in marks:
+                self.sample(cycle)
+            unseen = set(order) - {"start", *self.faults}
+            if cycle < FIRST_PHASE * len(order) and self.recovering and unseen <= set(RESTARTING):
+                # The kinds still to run first all restart a process: let the restarts finish,
+                # so a short run has every kind.
+                for thread in self.restarts:
+                    thread.join(120)
+            kind = self.choose(cycle, order)
+            t0 = time.monotonic()
+            ok = self.cycle(kind)
+            self.faults[kind] += 1
+            if not ok:
+                self.failures[kind] += 1
+            self.settle()
+            progress(f"[{cycle + 1}/{self.cycles}] {kind}{'' if ok else ' (failed)'} {time.monotonic() - t0:.1f} s; "
+                     f"{len(self.live_visitors())} live, {len(self.pending)} ending")
+        # The end: the restarts finish, whoever is still live presses Stop; every wait is bounded.
+        for thread in self.restarts:
+            thread.join(120)
+        for visitor in self.live_visitors():
+            self.end_by_visitor(visitor, "stop")
+        end_started = time.monotonic()
+        bound = HEARTBEAT_TIMEOUT + PARTICIPANT_TIMEOUT + 60
+        wait_for(lambda: (self.settle(), not self.live_sessions() and not self.pending)[1], bound, 0.5)
+        sessions_left = self.live_sessions()
+        took = time.monotonic() - end_started
+        progress(f"sessions ended {took:.1f} s after the last cycle; still live: {len(sessions_left)}")
+        rooms_took = wait_for(lambda: not self.open_rooms(), 60, 1.0)
+        rooms_left = self.open_rooms()
+        progress(f"rooms closed {rooms_took:.1f} s later" if rooms_took is not None else f"rooms open: {rooms_left}")
+        for visitor in self.visitors:
+            visitor.kill()
+        self.sample(self.cycles)
+        received, lost = self.lost_transcripts()
+        all_cleanup = [s for values in self.cleanup.values() for s in values]
+        total = self.db.execute("SELECT count(*) FROM voice_voicesession").fetchone()
+        return {
+            "cycles": self.cycles,
+            "seed": self.seed,
+            "seconds": round(time.monotonic() - started, 1),
+            "faults": dict(sorted(self.faults.items())),
+            "failed_actions": dict(self.failures),
+            "other_ends": dict(self.other_ends),
+            "restart_errors": self.restart_errors,
+            "sessions": total[0] if total else 0,
+            "cleanup_seconds": {
+                "n": len(all_cleanup),
+                "p50": _round(pct(all_cleanup, 50)),
+                "p95": _round(pct(all_cleanup, 95)),
+                "max": _round(max(all_cleanup, default=None)),
+                "by_kind": {k: {"n": len(v), "p50": _round(pct(v, 50)), "max": _round(max(v))}
+                            for k, v in sorted(self.cleanup.items())},
+            },
+            "finals_received": received,
+            "lost": len(lost),
+            "lost_lines": lost[:20],
+            "orphaned_sessions": sessions_left,
+            "orphaned_rooms": rooms_left,
+            "processes": self.trend(),
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def soak_config(log_dir: Path, extra_env: dict[str, str] | None = None) -> StackConfig:
+    """The production shape on PostgreSQL, with the soak's environment."""
+    return StackConfig(
+        livekit_server=setup.livekit_server(),
+        log_dir=log_dir,
+        redis_server=setup.redis_server(),
+        postgres_bin=setup.postgres_bin(),
+        backends=2,
+        agent_workers=2,
+        extra_env={**SOAK_ENV, **(extra_env or {})},
+    )
+
+
+def run_soak(stack: Stack, cycles: int, seed: int, work: Path) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    progress(f"soak: {cycles} cycles, seed {seed} (repeat with --seed {seed})")
+    soak = Soak(stack, cycles, seed, work)
+    try:
+        return soak.run()
+    finally:
+        for visitor in [*soak.visitors, *([soak.spare] if soak.spare else [])]:
+            visitor.kill()
+        soak.db.close()
+
+
+def print_report(report: dict[str, Any]) -> None:
+    c = report["cleanup_seconds"]
+    progress(
+        f"\nsoak report: N={report['cycles']} seed={report['seed']} in {report['seconds']} s, "
+        f"{report['sessions']} sessions\n"
+        f"  faults: {', '.join(f'{k} {v}' for k, v in report['faults'].items())}\n"
+        f"  actions that failed: {report['failed_actions'] or 'none'}; restarts that failed: "
+        f"{report['restart_errors'] or 'none'}; other ends: {report['other_ends'] or 'none'}\n"
+        f"  cleanup: n={c['n']} p50={c['p50']} s p95={c['p95']} s max={c['max']} s; by kind {c['by_kind']}\n"
+        f"  finals received {report['finals_received']}, lost {report['lost']}\n"
+        f"  orphaned sessions {len(report['orphaned_sessions'])}, open rooms {len(report['orphaned_rooms'])}"
+    )
+    for name, entry in report["processes"].items():
+        fds_slope = entry.get("fds_per_100_cycles", "–")
+        progress(f"  {name:15} fds {entry['fds'][0]}→{entry['fds'][1]} ({fds_slope}/100 cycles)"
+                 f"  RSS {entry['rss_mb'][0]}→{entry['rss_mb'][1]} MB ({entry.get('rss_mb_per_100_cycles', '–')}/100)"
+                 f"{'  restarted' if entry['restarted'] else ''}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the stack
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n")[0])
+    parser.add_argument("--cycles", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--out", default=None, help="the JSON report (default artifacts/soak/soak-N-SEED.json)")
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
+    base = ROOT / "artifacts" / "soak"
+    with running_stack(soak_config(base / "logs")) as stack:
+        report = run_soak(stack, args.cycles, seed, base / f"visitors-{seed}")
+    print_report(report)
+    out = Path(args.out) if args.out else base / f"soak-{args.cycles}-{seed}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    progress(f"  report: {out}")
+    return 0 if passed(report) else 1
+
+
+def passed(report: dict[str, Any]) -> bool:
+    """Nothing lost, nothing left running or open, every restarted process back."""
+    return not (report["lost"] or report["orphaned_sessions"] or report["orphaned_rooms"] or report["restart_errors"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
