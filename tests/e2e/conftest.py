@@ -16,7 +16,7 @@ import pytest
 from devtools import setup
 from devtools.stack import ROOT, Stack
 from tests.e2e.speech import Recording, Utterance, recording
-from tests.e2e.support import Api, end_live_sessions, separate_stack
+from tests.e2e.support import VISITOR_COOKIE, Api, end_live_sessions, separate_stack
 
 ARTIFACTS = ROOT / "artifacts" / "e2e"
 # What the shared browser's microphone says, again and again (the file loops): a pause in
@@ -54,21 +54,55 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any], person: R
 
 @pytest.fixture(scope="session")
 def api(stack: Stack) -> Api:
-    """The shared stack's backend, as one visitor."""
-    return Api(stack.backend_url)
+    """The shared stack's backend, as one visitor: the visitor of the `page` fixture's pages
+    too (browser_context_args), so a test reads and stops what its page started."""
+    visitor = Api(stack.backend_url)
+    assert visitor.get("/healthz")[0] == 200 and visitor.visitor_cookie, "the API gave no visitor cookie"
+    return visitor
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any], api: Api) -> dict[str, Any]:
+    """The `page` fixture's pages start with the `api` visitor's cookie. Cookies are per host,
+    not per port: the page served by the UI sends it to the API on the same host. Pages of
+    browsers a test launches itself are visitors of their own (Api.for_page reads them)."""
+    cookie = {
+        "name": VISITOR_COOKIE, "value": api.visitor_cookie, "domain": "127.0.0.1", "path": "/",
+        "expires": -1, "httpOnly": True, "secure": False, "sameSite": "Lax",
+    }
+    return {**browser_context_args, "storage_state": {"cookies": [cookie], "origins": []}}
 
 
 @pytest.fixture(autouse=True)
 def no_session_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
     """Whether the test passed or failed, no session it started on the shared stack stays
     live for the next test (a live session keeps its room busy and its agent running).
+    Only a session's own visitor may stop it: this ends the sessions of every visitor the
+    test acted as (its Api clients, pages that pressed Start, the `page` fixture's page).
 
     Autouse, so set up before the browser fixtures and torn down after them: the test's
     pages are closed by then. Tests that do not use the shared stack are left alone."""
     stack = request.getfixturevalue("stack") if "stack" in request.fixturenames else None
+    first = len(Api.made)
     yield
     if stack is not None:
-        end_live_sessions(Api(stack.backend_url))
+        shared = [request.getfixturevalue("api")] if "api" in request.fixturenames else []
+        for visitor in [*shared, *Api.made[first:]]:
+            if visitor.base_url.rstrip("/") == stack.backend_url.rstrip("/") and visitor.visitor_cookie:
+                end_live_sessions(visitor)
+
+
+@pytest.fixture(autouse=True)
+def page_visitor_is_known(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The `page` fixture's visitor on the shared stack, taken before the page closes, for
+    the teardown above."""
+    if "page" not in request.fixturenames or "stack" not in request.fixturenames:
+        yield
+        return
+    stack, page = request.getfixturevalue("stack"), request.getfixturevalue("page")
+    yield
+    if any(c["name"] == VISITOR_COOKIE for c in page.context.cookies(stack.backend_url)):
+        Api.for_page(page, stack.backend_url)
 
 
 @pytest.hookimpl(wrapper=True)

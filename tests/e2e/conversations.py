@@ -185,7 +185,7 @@ def run(conversation: Conversation, stack: Stack, browser_type: BrowserType, **l
         page.screenshot(path=ARTIFACTS / f"conversation-{conversation.name}.png", full_page=True)
         write_wav(ARTIFACTS / f"conversation-{conversation.name}-agent-audio.wav", heard.agent, heard.rate)
         press_stop(page)
-        status, transcript = Api(stack.backend_url).get(f"/transcripts/{session_id}")
+        status, transcript = Api.for_page(page, stack.backend_url).get(f"/transcripts/{session_id}")
         assert status == 200, transcript
     finally:
         browser.close()

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from playwright.sync_api import Page, expect
@@ -23,12 +23,54 @@ START_TIMEOUT_MS = 30_000
 STOP_TIMEOUT_MS = 20_000
 
 
-class Api:
-    """A JSON client for the backend, as one visitor: it keeps the cookies it is given."""
+# The backend's visitor cookie (SESSION_COOKIE_NAME in app/settings.py): whoever holds it is
+# that visitor, and sees, follows and stops that visitor's sessions only.
+VISITOR_COOKIE = "voice_visitor"
 
-    def __init__(self, base_url: str) -> None:
+
+class Api:
+    """A JSON client for the backend, as one visitor: it keeps the cookie the first answer
+    gives it, or starts with a browser page's (for_page) to act as that page's visitor.
+
+    Every instance is remembered in `made`, so a test's teardown can end the sessions of each
+    visitor it acted as (nobody else can)."""
+
+    made: ClassVar[list[Api]] = []
+
+    def __init__(self, base_url: str, cookies: httpx.Cookies | None = None) -> None:
         self.base_url = base_url
-        self.client = httpx.Client(base_url=base_url, timeout=30)
+        self.client = httpx.Client(base_url=base_url, timeout=30, cookies=cookies)
+        Api.made.append(self)
+
+    @classmethod
+    def for_page(cls, page: Page, base_url: str | None = None) -> Api:
+        """The visitor of a browser page: a client with the cookie the page's context holds
+        for the API's host. Cookies are per host, not per port, so a page served by the UI
+        on one port holds the cookie the API on another port gave its fetches.
+        `base_url`: the API; by default the one the page is configured with."""
+        if base_url is None:
+            configured = page.evaluate("document.body.dataset.backendUrl || location.origin")
+            base_url = str(configured)
+        cookies = httpx.Cookies()
+        for cookie in page.context.cookies(base_url):
+            if cookie["name"] == VISITOR_COOKIE:
+                cookies.set(cookie["name"], cookie["value"], domain=cookie["domain"], path=cookie["path"])
+        assert cookies, "the page has no visitor cookie yet: it has not called the API"
+        return cls(base_url, cookies)
+
+    @property
+    def visitor_cookie(self) -> str | None:
+        return self.client.cookies.get(VISITOR_COOKIE)
+
+    def at(self, base_url: str) -> Api:
+        """The same visitor at another backend (of this stack, or of another one: every stack
+        signs with the same development key)."""
+        return Api(base_url, httpx.Cookies(self.client.cookies))
+
+    @property
+    def cookie_header(self) -> dict[str, str]:
+        """The header that makes a WebSocket client this visitor."""
+        return {"Cookie": f"{VISITOR_COOKIE}={self.visitor_cookie}"}
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         response = self.client.request(method, path, json=body)
@@ -66,8 +108,8 @@ def wait_until_ended(api: Api, session_id: str, timeout: float) -> tuple[dict[st
 
 
 def end_live_sessions(api: Api, timeout: float = 30.0) -> list[str]:
-    """End every session the backend still has live (DELETE is idempotent) and wait until
-    none is; return their ids. For teardown: the next test finds its rooms free."""
+    """End every session the visitor `api` still has live (DELETE is idempotent) and wait
+    until none is; return their ids. For teardown: the next test finds its rooms free."""
     status, page = api.get("/transcripts?limit=100")
     assert status == 200, (status, page)
     live = [session["session_id"] for session in page["results"] if session["status"] != "ended"]
@@ -91,9 +133,11 @@ def open_chat(page: Page, stack: Stack, room: str | None = None, identity: str |
 
 
 def press_start(page: Page) -> str:
-    """Click Start, wait until the page is live, return its session id."""
+    """Click Start, wait until the page is live, return its session id. The page's visitor
+    is remembered (Api.made), so the test's teardown can end the session if it must."""
     page.get_by_role("button", name="Start").click()
     expect(page.locator("#status")).to_have_attribute("data-state", "live", timeout=START_TIMEOUT_MS)
+    Api.for_page(page)
     return page.evaluate("window.voiceAgent.sessionId")
 
 

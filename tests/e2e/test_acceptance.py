@@ -188,10 +188,11 @@ def test_cutting_the_network_ends_the_session_within_a_bound(
     open_chat(page, stack)
     session_id = press_start(page)
     expect(page.locator("#transcript .line.agent").first).to_be_visible(timeout=30_000)
+    owner = Api.for_page(page)  # read from the browser while it still answers
     # Freeze every process of that browser: no packet, no FIN, no goodbye — a cut cable.
     for pid in browser_pids(marker):
         os.kill(pid, signal.SIGSTOP)
-    session, seconds = wait_until_ended(api, session_id, timeout=NETWORK_CUT_BOUND)
+    session, seconds = wait_until_ended(owner, session_id, timeout=NETWORK_CUT_BOUND)
     print(f"\nnetwork cut → session ended in {seconds:.1f} s (reason {session['end_reason']})")
     assert session["end_reason"] == "participant_left"
 
@@ -228,7 +229,7 @@ def test_three_people_at_once_each_hear_and_are_heard_without_cross_talk(
             said_end = heard.mic_spans[0][1] if heard.mic_spans else 0.0
             answer = [span for span in heard.agent_spans if span[0] > said_end]
             messages = page.evaluate("window.voiceAgent.messages")
-            stored = api.get(f"/transcripts/{ids[name]}")[1]["entries"]
+            stored = Api.for_page(page).get(f"/transcripts/{ids[name]}")[1]["entries"]
             views.append(
                 SessionView(
                     name,
@@ -248,7 +249,7 @@ def test_three_people_at_once_each_hear_and_are_heard_without_cross_talk(
         assert all(len(view.page_user) == 1 and len(view.agent_lines) == 1 for view in views)
         for name, page in pages.items():
             press_stop(page)
-            assert api.session(ids[name])["status"] == "ended"
+            assert Api.for_page(page).session(ids[name])["status"] == "ended"
     finally:
         for browser in browsers.values():
             browser.close()

@@ -30,9 +30,10 @@ def restartable(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.fixture
-def restart_api(restartable: Stack) -> Iterator[Api]:
-    """The restartable stack's backend; whatever the test got to, nothing stays live after it."""
-    api = Api(restartable.backend_url)
+def restart_api(restartable: Stack, api: Api) -> Iterator[Api]:
+    """The restartable stack's backend, as the `page` fixture's visitor; whatever the test got
+    to, nothing stays live after it."""
+    api = api.at(restartable.backend_url)
     yield api
     end_live_sessions(api)
 

@@ -63,7 +63,8 @@ def test_idle_page_is_labelled_and_keyboard_reachable(page: Page, stack: Stack, 
     expect(page.locator("#status")).to_have_attribute("data-state", "idle")
     expect(page.locator("#status")).to_have_text("Ready. Press Start and speak.")
     expect(page.get_by_role("button", name="Stop")).to_be_disabled()
-    expect(page.get_by_role("status")).to_have_attribute("aria-live", "polite")
+    expect(page.locator("#status")).to_have_attribute("role", "status")
+    expect(page.locator("#status")).to_have_attribute("aria-live", "polite")
     expect(page.locator("#transcript")).to_have_attribute("aria-live", "polite")
     expect(page.get_by_role("meter", name="Microphone level")).to_be_visible()
     # Generated per visitor: a room and a name are filled in and valid.

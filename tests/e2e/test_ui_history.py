@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -17,11 +18,12 @@ from tests.e2e.support import Api, unique
 
 
 @pytest.fixture(scope="module")
-def past_session(browser: Browser, stack: Stack, api: Api) -> str:
-    """One real conversation (greeting, the visitor, the reply), stopped, plus a bare session."""
+def past_session(browser: Browser, browser_context_args: dict[str, Any], stack: Stack, api: Api) -> str:
+    """One real conversation (greeting, the visitor, the reply), stopped, plus a bare session,
+    both the `api` visitor's, whose history the `page` fixture's pages show."""
     created = api.post("/session", {"room": unique("bare"), "identity": "nobody"})[1]
     api.delete(f"/session/{created['session_id']}")
-    context = browser.new_context()
+    context = browser.new_context(**browser_context_args)
     page = context.new_page()
     page.goto(f"{stack.ui_url}/chat?room={unique('hist')}&identity=historian")
     page.get_by_role("button", name="Start").click()
