@@ -1,4 +1,4 @@
-"""POST /session, GET/DELETE /session/{id}: every status code of DESIGN.md §2.
+"""POST /session, GET/DELETE /session/{id}: every status code of the API (README, "API").
 
 Requests that start an agent go through the real ASGI app on the test's loop (`api`);
 requests that are refused before any agent starts use DRF's test client.
