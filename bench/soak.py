@@ -58,6 +58,7 @@ from devtools.stack import (
     ROOT,
     Stack,
     StackConfig,
+    descendants,
     running_stack,
     wait_for_http,
     wait_for_log,
@@ -144,25 +145,10 @@ class Visitor:
 
 
 # ---- /proc sampling ---------------------------------------------------------------------
-def _children() -> dict[int, list[int]]:
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    return parents
-
-
-def tree_usage(root: int, children: dict[int, list[int]]) -> tuple[int, float]:
+def tree_usage(root: int) -> tuple[int, float]:
     """Open file descriptors and resident MB of a process and all its descendants."""
-    fds, rss_kb, todo = 0, 0, [root]
-    while todo:
-        pid = todo.pop()
-        todo.extend(children.get(pid, []))
+    fds, rss_kb = 0, 0
+    for pid in descendants(root):
         with contextlib.suppress(OSError):
             fds += len(os.listdir(f"/proc/{pid}/fd"))
             with open(f"/proc/{pid}/status") as status:
@@ -362,10 +348,9 @@ class Soak:
 
     # -- sampling ---------------------------------------------------------------------------
     def sample(self, cycle: int) -> None:
-        children = _children()
         for name, process in self.stack.processes.items():
             if process.poll() is None and name not in self.recovering:
-                fds, mb = tree_usage(process.pid, children)
+                fds, mb = tree_usage(process.pid)
                 self.samples.setdefault(name, []).append((cycle, process.pid, fds, mb))
 
     def trend(self) -> dict[str, dict[str, Any]]:

@@ -85,6 +85,26 @@ def wait_for_http(url: str, *, timeout: float, process: ManagedProcess | None = 
     raise TimeoutError(f"{url} not ready after {timeout:.0f} s ({last_error})")
 
 
+def descendants(root: int) -> list[int]:
+    """`root` and every process below it (Linux, from /proc): what a test freezes or a soak
+    measures as one program."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
 class _UserArgs(TypedDict, total=False):
     user: int
     group: int

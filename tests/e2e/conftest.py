@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, BrowserType
 
 from devtools import setup
 from devtools.stack import ROOT, Stack
@@ -50,6 +51,18 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any], person: R
         "executable_path": str(setup.chromium()),
         "args": [*setup.CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={person.path}"],
     }
+
+
+@pytest.fixture(scope="module")
+def no_mic_browser(browser_type: BrowserType, person: Recording) -> Iterator[Browser]:
+    """Chromium without the flag that auto-accepts the microphone prompt: it answers "deny"."""
+    flags = [f for f in setup.CHROMIUM_FLAGS if not f.startswith("--use-fake-ui")]
+    browser = browser_type.launch(
+        executable_path=str(setup.chromium()),
+        args=[*flags, f"--use-file-for-fake-audio-capture={person.path}"],
+    )
+    yield browser
+    browser.close()
 
 
 @pytest.fixture(scope="session")

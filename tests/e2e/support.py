@@ -17,7 +17,7 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from devtools import setup
-from devtools.stack import Stack, StackConfig, running_stack
+from devtools.stack import Stack, StackConfig, descendants, running_stack
 
 START_TIMEOUT_MS = 30_000
 STOP_TIMEOUT_MS = 20_000
@@ -173,24 +173,6 @@ def separate_stack(name: str, artifacts_dir: Path, folder: Path, **config: Any) 
 
 
 # ---- whole browsers as processes (to freeze one: a network cut with no goodbye) ---------
-def _descendants(root: int) -> list[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(parents.get(pid, []))
-    return found
-
-
 def browser_pids(marker: str) -> list[int]:
     """The Chromium launched with `marker` in its command line, and all its children."""
     for entry in os.listdir("/proc"):
@@ -201,5 +183,5 @@ def browser_pids(marker: str) -> list[int]:
             except OSError:
                 continue
             if marker.encode() in cmdline and b"--type=" not in cmdline:
-                return _descendants(int(entry))
+                return descendants(int(entry))
     raise AssertionError("browser process not found")

@@ -6,18 +6,15 @@ are down: test_ui_errors.py."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from playwright.sync_api import Browser, BrowserType, Page, Route, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from app.voice.agent.providers.local.rule_based_replies import GREETING
 from app.voice.contract import rules
-from devtools import setup
 from devtools.stack import Stack
-from tests.e2e.speech import Recording
 from tests.e2e.support import Api, unique, wait_until
 
 AUDIBLE_RMS = 0.02
@@ -252,21 +249,9 @@ def test_leaving_the_page_stops_the_session(page: Page, stack: Stack, api: Api) 
     assert api.get(f"/session/{session_id}")[1]["end_reason"] in ("deleted", "participant_left")
 
 
-@pytest.fixture(scope="module")
-def strict_browser(browser_type: BrowserType, person: Recording) -> Iterator[Browser]:
-    """Chromium without the flag that auto-accepts the microphone prompt."""
-    flags = [f for f in setup.CHROMIUM_FLAGS if not f.startswith("--use-fake-ui")]
-    browser = browser_type.launch(
-        executable_path=str(setup.chromium()),
-        args=[*flags, f"--use-file-for-fake-audio-capture={person.path}"],
-    )
-    yield browser
-    browser.close()
-
-
-def test_microphone_denied(strict_browser: Browser, stack: Stack, artifacts_dir: Path) -> None:
+def test_microphone_denied(no_mic_browser: Browser, stack: Stack, artifacts_dir: Path) -> None:
     # Headless Chromium without the fake-UI flag answers the permission prompt with "deny".
-    context = strict_browser.new_context(viewport={"width": 1280, "height": 800})
+    context = no_mic_browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     try:
         page.goto(f"{stack.ui_url}/chat?room={unique('nomic')}")

@@ -7,19 +7,16 @@ microphone is denied. Each new state is saved as a screenshot under artifacts/e2
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import Browser, BrowserType, Page, expect
 
 from app.voice.agent.providers.local.rule_based_replies import GREETING
-from devtools import setup
 from devtools.stack import Stack
 from tests.e2e import page_audio
 from tests.e2e.conversations import launch_browser
-from tests.e2e.speech import Recording, Utterance, content_words, recording, words
+from tests.e2e.speech import Utterance, content_words, recording, words
 from tests.e2e.support import open_chat, press_start, press_stop, unique, wait_until
 
 AUDIBLE_RMS = 0.02
@@ -138,18 +135,6 @@ def test_input_and_output_devices_switch_and_fall_back(page: Page, stack: Stack,
     expect(page.get_by_label("Microphone", exact=True)).to_have_value("default")
     expect(page.locator("#status")).to_have_attribute("data-state", "live")
     press_stop(page)
-
-
-@pytest.fixture(scope="module")
-def no_mic_browser(browser_type: BrowserType, person: Recording) -> Iterator[Browser]:
-    """Chromium without the flag that auto-accepts the microphone prompt: it answers "deny"."""
-    flags = [f for f in setup.CHROMIUM_FLAGS if not f.startswith("--use-fake-ui")]
-    browser = browser_type.launch(
-        executable_path=str(setup.chromium()),
-        args=[*flags, f"--use-file-for-fake-audio-capture={person.path}"],
-    )
-    yield browser
-    browser.close()
 
 
 def test_microphone_denied_offers_a_text_only_conversation(
