@@ -191,7 +191,6 @@ function showMicrophone({ textOnly = agent.textOnly, muted = false } = {}) {
   agent.muted = muted && !textOnly;
   el.mute.setAttribute("aria-pressed", String(agent.muted));
   el.mute.querySelector(".mute-label").textContent = agent.muted ? "Unmute" : "Mute";
-  el.mute.disabled = machine.state !== State.LIVE || textOnly;
   const mic = textOnly ? "off" : agent.muted ? "muted" : "on";
   el.userIndicator.dataset.mic = mic;
   el.micOff.hidden = mic === "on";
@@ -275,7 +274,6 @@ function resetWidgets() {
   agent.micDeviceId = null;
   showAgentState(null);
   showMicrophone({ textOnly: false, muted: false });
-  el.micOff.hidden = true;
 }
 
 const machine = new SessionMachine({

@@ -109,11 +109,6 @@ export class MediaRoom {
     return this.room.switchActiveDevice(kind, deviceId);
   }
 
-  /** The device in use for `kind`, as LiveKit knows it (undefined before one is chosen). */
-  activeDevice(kind) {
-    return this.room.getActiveDevice(kind);
-  }
-
   /** Send a typed message to the agent (LiveKit's text input for agents). */
   async sendText(text) {
     await this.room.localParticipant.sendText(text, { topic: CHAT_TOPIC });

@@ -189,11 +189,6 @@ export class SessionMachine {
     this.to(State.IDLE, "left");
   }
 
-  /** Whether the current conversation has no microphone (the person types). */
-  get textOnly() {
-    return Boolean(this.current && this.current.textOnly);
-  }
-
   /** Mute or unmute the microphone; resolves to whether it is muted (null: no microphone). */
   async setMuted(muted) {
     const media = this.current && this.current.media;

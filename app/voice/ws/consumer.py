@@ -29,10 +29,11 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
     last_seq = 0
     closing = False
-    frame_budget: limits.FrameBudget | None = None
+    frame_budget: limits.FrameBudget
 
     async def connect(self) -> None:
         await self.accept()  # accept first: only an open socket can carry a 4xxx close code
+        self.frame_budget = limits.FrameBudget(settings.VOICE_WS_FRAME_RATE, settings.VOICE_WS_FRAME_BURST)
         visitor = visitor_key(self.scope.get("session"), self.scope.get("user"))
         if visitor is None:
             return await self.close(close_codes.NO_VISITOR)
@@ -65,8 +66,6 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
         error frame; a binary, oversized or flooding frame closes the socket (ws.limits)."""
         if self.closing:
             return None  # a frame racing our close: nothing more is read or answered
-        if self.frame_budget is None:
-            self.frame_budget = limits.FrameBudget(settings.VOICE_WS_FRAME_RATE, settings.VOICE_WS_FRAME_BURST)
         if (code := limits.frame_verdict(self.frame_budget, text_data, bytes_data)) is not None:
             limits.log.info("ws.closed_for_abuse", extra={"code": code})
             return await self.close(code)
