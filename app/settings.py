@@ -56,6 +56,13 @@ def _env_float(name: str, default: float, *, minimum: float, maximum: float) -> 
     return value
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0")
+    if raw not in {"0", "1"}:
+        raise ImproperlyConfigured(f"{name} must be 0 or 1")
+    return raw == "1"
+
+
 DEBUG = not PRODUCTION and _env("DJANGO_DEBUG", "1") == "1"
 SECRET_KEY = _env("DJANGO_SECRET_KEY", "dev-only-insecure-key", required_in_production=True)
 ALLOWED_HOSTS = _env_list(
@@ -243,11 +250,32 @@ SYSTEM_PROMPT = _env(
     "You are a friendly, concise voice assistant. Answer in one or two short spoken "
     "sentences, without lists or markdown.",
 )
-# Silence after speech before the user's turn ends; the main term of response latency.
+# When the person's turn ends (bench/README.md, "End of turn", has the measurements). "vad":
+# once Silero has heard VOICE_VAD_MIN_SILENCE of silence (and VOICE_ENDPOINTING_DELAY has
+# passed since the speech). "smart-turn": at each pause the smart-turn model judges from the
+# sound whether the sentence is complete; complete → VOICE_ENDPOINTING_DELAY after the
+# speech, not yet → VOICE_ENDPOINTING_MAX_DELAY. On our natural-pause set the model judged
+# pauses at commas complete more often than sentence ends, so it is not the default.
+VOICE_TURN_DETECTION = _env("VOICE_TURN_DETECTION", "vad")
+if VOICE_TURN_DETECTION not in {"smart-turn", "vad"}:
+    raise ImproperlyConfigured("VOICE_TURN_DETECTION must be smart-turn or vad")
+VOICE_TURN_MODEL_PATH = Path(
+    _env("VOICE_TURN_MODEL_PATH", str(BASE_DIR / ".tools" / "models" / "smart-turn-v3.2-cpu.onnx"))
+)
 VOICE_ENDPOINTING_DELAY = _env_float("VOICE_ENDPOINTING_DELAY", 0.5, minimum=0.0, maximum=5.0)
-# Silence Silero needs before it calls the speech over. With VAD turn detection this, not
-# the endpointing delay, is the main wait (bench/README.md: 0.3 with a 0.3 delay saves ~0.22 s).
-VOICE_VAD_MIN_SILENCE = _env_float("VOICE_VAD_MIN_SILENCE", 0.55, minimum=0.1, maximum=3.0)
+VOICE_ENDPOINTING_MAX_DELAY = _env_float("VOICE_ENDPOINTING_MAX_DELAY", 1.0, minimum=0.0, maximum=10.0)
+if VOICE_ENDPOINTING_MAX_DELAY < VOICE_ENDPOINTING_DELAY:
+    raise ImproperlyConfigured("VOICE_ENDPOINTING_MAX_DELAY must not be below VOICE_ENDPOINTING_DELAY")
+# Silence Silero needs before it calls the speech over; with "vad" no turn ends sooner. 0.7 s
+# is the shortest that cuts off no more than 5 % of sentences with 0.2-0.7 s pauses in them
+# (1.4 %; 0.55 s cut 28 %). livekit-agents needs at least 0.25 s with a turn model.
+VOICE_VAD_MIN_SILENCE = _env_float("VOICE_VAD_MIN_SILENCE", 0.7, minimum=0.1, maximum=3.0)
+if VOICE_TURN_DETECTION == "smart-turn" and VOICE_VAD_MIN_SILENCE < 0.25:
+    raise ImproperlyConfigured("VOICE_VAD_MIN_SILENCE must be at least 0.25 with VOICE_TURN_DETECTION=smart-turn")
+# Start the reply's speech (not only its text) on the final transcript, before the turn is
+# sure to be over: it is thrown away if the person goes on (a paid TTS call wasted), and it
+# hides the speech synthesis behind the end-of-turn wait.
+VOICE_PREEMPTIVE_TTS = _env_bool("VOICE_PREEMPTIVE_TTS", True)
 # How long the agent waits for the person to (re)join before ending a session.
 VOICE_PARTICIPANT_TIMEOUT = _env_float(
     "VOICE_PARTICIPANT_TIMEOUT", 30.0, minimum=1.0, maximum=600.0
@@ -263,6 +291,12 @@ VOICE_AGENT_NAME = _env("VOICE_AGENT_NAME", "voice-agent")
 VOICE_WORKER_DRAIN_TIMEOUT = _env_int("VOICE_WORKER_DRAIN_TIMEOUT", 120, minimum=0, maximum=86400)
 # Sessions one agent worker takes before LiveKit sends new ones to other workers.
 VOICE_WORKER_MAX_SESSIONS = _env_int("VOICE_WORKER_MAX_SESSIONS", 10, minimum=1, maximum=1000)
+# How a worker runs its sessions: "thread" (each a thread of the worker process: they share
+# the process's models and libraries, ~5 MB each; run one worker per core) or "process"
+# (each its own process, isolated, ~150 MB each; bench/README.md, "Capacity").
+VOICE_WORKER_JOB_EXECUTOR = _env("VOICE_WORKER_JOB_EXECUTOR", "thread")
+if VOICE_WORKER_JOB_EXECUTOR not in {"thread", "process"}:
+    raise ImproperlyConfigured("VOICE_WORKER_JOB_EXECUTOR must be thread or process")
 # Health/info HTTP port of an agent worker (0: any free port).
 VOICE_WORKER_PORT = _env_int("VOICE_WORKER_PORT", 8081, minimum=0, maximum=65535)
 # How long POST /session waits for a dispatched agent to report that it has started.

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools"
 LIVEKIT_SERVER_MODULE = "github.com/livekit/livekit-server/cmd/server@v1.13.5"
 LIVEKIT_CLIENT_VERSION = "2.23.0"
+PIPECAT_WHEEL = "pipecat-ai==1.14.0"  # ships smart-turn v3.2, the end-of-turn model
 NODE_MODULES = TOOLS / "npm" / "node_modules"
 LIVEKIT_CLIENT_JS = NODE_MODULES / "livekit-client" / "dist" / "livekit-client.umd.js"
 EXE = ".exe" if os.name == "nt" else ""
@@ -172,9 +173,39 @@ def flite() -> Path:
     return Path(found)
 
 
+def smart_turn_model() -> Path:
+    """The end-of-turn model: smart-turn v3.2 from the pipecat-ai wheel on PyPI (12 MB, not
+    installed: only the 8.7 MB .onnx is kept, checked by its SHA-256)."""
+    import hashlib
+    import tempfile
+    import zipfile
+
+    from app.voice.agent.turn.model import MODEL_FILE, MODEL_SHA256
+
+    target = Path(os.environ.get("VOICE_TURN_MODEL_PATH") or TOOLS / "models" / MODEL_FILE)
+    if target.exists():
+        return target
+    step(f"extracting {MODEL_FILE} from the {PIPECAT_WHEEL} wheel (first time only)")
+    with tempfile.TemporaryDirectory() as tmp:
+        _run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, PIPECAT_WHEEL],
+            what=f"pip download {PIPECAT_WHEEL}",
+        )
+        wheel = next(Path(tmp).glob("pipecat_ai-*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            data = archive.read(f"pipecat/audio/turn/smart_turn/data/{MODEL_FILE}")
+    if hashlib.sha256(data).hexdigest() != MODEL_SHA256:
+        raise SetupError(f"{MODEL_FILE} in {PIPECAT_WHEEL} is not the model this project was measured with")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
+
+
 def for_run() -> Path | None:
-    """What `run` needs: livekit-client, and a LiveKit server unless LIVEKIT_URL names one."""
+    """What `run` needs: livekit-client, the end-of-turn model, and a LiveKit server unless
+    LIVEKIT_URL names one."""
     livekit_client()
+    smart_turn_model()
     return None if os.environ.get("LIVEKIT_URL") else livekit_server()
 
 
@@ -196,6 +227,7 @@ def for_tests() -> None:
     """What `test` needs on top: the server binary always (tests start their own), Chromium,
     flite (the offline voice and the test speech), Redis and PostgreSQL."""
     livekit_client()
+    smart_turn_model()
     livekit_server()
     chromium()
     flite()

@@ -1,6 +1,7 @@
 """Settings from the environment: production refuses to start without its variables
 (naming the missing one, never a value), CORS is an allow-list in development and
-same-origin in production, DJANGO_ALLOWED_HOSTS and DATABASE_URL are honoured.
+same-origin in production, DJANGO_ALLOWED_HOSTS and DATABASE_URL are honoured, and the
+voice timing settings refuse values the session cannot work with.
 
 Production settings are evaluated in a subprocess with a controlled environment,
 so this test process's settings module is never touched.
@@ -28,8 +29,8 @@ PROBE = (
 )
 
 
-def settings_of(env: dict[str, str]) -> dict:
-    result = load_settings(env, PROBE)
+def settings_of(env: dict[str, str], probe: str = PROBE) -> dict:
+    result = load_settings(env, probe)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -75,6 +76,65 @@ def test_development_defaults_allow_the_flask_origin_and_sqlite() -> None:
     )
     assert custom["CORS_ALLOWED_ORIGINS"] == ["http://ui.local:8080", "http://x.local"]
     assert custom["ALLOWED_HOSTS"] == ["api.local"]
+
+
+# Each: an environment that must not start, and the variable the error must name.
+INVALID_VOICE_SETTINGS = [
+    ({"VOICE_TURN_DETECTION": "silero"}, "VOICE_TURN_DETECTION"),
+    ({"VOICE_ENDPOINTING_DELAY": "soon"}, "VOICE_ENDPOINTING_DELAY"),
+    ({"VOICE_ENDPOINTING_DELAY": "-0.1"}, "VOICE_ENDPOINTING_DELAY"),
+    ({"VOICE_ENDPOINTING_MAX_DELAY": "11"}, "VOICE_ENDPOINTING_MAX_DELAY"),
+    # The wait for an unfinished sentence below the one for a finished sentence.
+    ({"VOICE_ENDPOINTING_DELAY": "0.3", "VOICE_ENDPOINTING_MAX_DELAY": "0.2"}, "VOICE_ENDPOINTING_MAX_DELAY"),
+    ({"VOICE_ENDPOINTING_DELAY": "2", "VOICE_ENDPOINTING_MAX_DELAY": "1.5"}, "VOICE_ENDPOINTING_MAX_DELAY"),
+    # livekit-agents asks the turn model at 0.2 s of silence and needs the VAD to wait at
+    # least 0.25 s.
+    ({"VOICE_VAD_MIN_SILENCE": "0.2", "VOICE_TURN_DETECTION": "smart-turn"}, "VOICE_VAD_MIN_SILENCE"),
+    ({"VOICE_VAD_MIN_SILENCE": "0.05", "VOICE_TURN_DETECTION": "vad"}, "VOICE_VAD_MIN_SILENCE"),
+    ({"VOICE_WORKER_JOB_EXECUTOR": "fork"}, "VOICE_WORKER_JOB_EXECUTOR"),
+]
+VOICE_PROBE = (
+    "import json, app.settings as s; print(json.dumps({k: getattr(s, k) for k in "
+    "('VOICE_TURN_DETECTION', 'VOICE_TURN_MODEL_PATH', 'VOICE_ENDPOINTING_DELAY', "
+    "'VOICE_ENDPOINTING_MAX_DELAY', 'VOICE_VAD_MIN_SILENCE', 'VOICE_WORKER_JOB_EXECUTOR')}, default=str))"
+)
+
+
+@pytest.mark.parametrize(("env", "variable"), INVALID_VOICE_SETTINGS)
+def test_a_voice_setting_the_session_cannot_use_is_refused_by_name(env: dict[str, str], variable: str) -> None:
+    result = load_settings({"DJANGO_ENV": "development", **env})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert variable in result.stderr.splitlines()[-1]
+
+
+def test_voice_settings_are_read_as_given_and_the_vad_alone_may_wait_less() -> None:
+    defaults = settings_of({"DJANGO_ENV": "development"}, VOICE_PROBE)
+    assert defaults["VOICE_TURN_DETECTION"] in {"smart-turn", "vad"}
+    assert defaults["VOICE_TURN_MODEL_PATH"].endswith(".tools/models/smart-turn-v3.2-cpu.onnx")
+    assert defaults["VOICE_ENDPOINTING_DELAY"] <= defaults["VOICE_ENDPOINTING_MAX_DELAY"]
+    assert defaults["VOICE_WORKER_JOB_EXECUTOR"] == "thread"
+    # The model's shortest silence, and the two waits equal.
+    smart_turn = {
+        "DJANGO_ENV": "development",
+        "VOICE_TURN_DETECTION": "smart-turn",
+        "VOICE_VAD_MIN_SILENCE": "0.25",
+        "VOICE_ENDPOINTING_DELAY": "0.5",
+        "VOICE_ENDPOINTING_MAX_DELAY": "0.5",
+        "VOICE_WORKER_JOB_EXECUTOR": "process",
+        "VOICE_TURN_MODEL_PATH": "/models/turn.onnx",
+    }
+    assert settings_of(smart_turn, VOICE_PROBE) == {
+        "VOICE_TURN_DETECTION": "smart-turn",
+        "VOICE_TURN_MODEL_PATH": "/models/turn.onnx",
+        "VOICE_ENDPOINTING_DELAY": 0.5,
+        "VOICE_ENDPOINTING_MAX_DELAY": 0.5,
+        "VOICE_VAD_MIN_SILENCE": 0.25,
+        "VOICE_WORKER_JOB_EXECUTOR": "process",
+    }
+    # Without the model the VAD may call the speech over sooner than the model allows.
+    vad = settings_of({**smart_turn, "VOICE_TURN_DETECTION": "vad", "VOICE_VAD_MIN_SILENCE": "0.2"}, VOICE_PROBE)
+    assert (vad["VOICE_TURN_DETECTION"], vad["VOICE_VAD_MIN_SILENCE"]) == ("vad", 0.2)
 
 
 def test_a_bad_environment_name_is_refused() -> None:
