@@ -95,6 +95,9 @@ class LiveKitRoom:
             room=self.room,
             room_options=room_io.RoomOptions(
                 participant_identity=participant_identity,
+                # Silero, the turn model and the local recogniser all listen at 16 kHz: asking
+                # for it here resamples once, in the SDK, instead of once per consumer.
+                audio_input=room_io.AudioInputOptions(sample_rate=16000),
                 # The runner ends the session itself on any departure, network drops included.
                 close_on_disconnect=False,
                 # Typed lines arrive on the "lk.chat" text stream (enabled by default).
