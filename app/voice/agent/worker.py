@@ -23,7 +23,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
 django.setup()
 
 from django.conf import settings  # noqa: E402
-from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobProcess, cli  # noqa: E402
+from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobExecutorType, JobProcess, cli  # noqa: E402
 
 from app.voice.agent.livekit_gateway import LiveKitRoom  # noqa: E402
 from app.voice.agent.providers import prewarm_providers  # noqa: E402
@@ -41,6 +41,9 @@ logging.getLogger("livekit.agents").setLevel(logging.INFO)
 
 # LiveKit stops routing jobs to a worker whose reported load reaches its target (0.7).
 LIVEKIT_TARGET_LOAD = 0.7
+
+
+JOB_EXECUTORS = {"thread": JobExecutorType.THREAD, "process": JobExecutorType.PROCESS}
 
 
 def session_load(server: AgentServer) -> float:
@@ -108,6 +111,7 @@ def build_server() -> AgentServer:
         load_fnc=session_load,
         load_threshold=LIVEKIT_TARGET_LOAD,
         setup_fnc=prewarm,
+        job_executor_type=JOB_EXECUTORS[settings.VOICE_WORKER_JOB_EXECUTOR],
     )
     server.rtc_session(entrypoint, agent_name=settings.VOICE_AGENT_NAME)
     return server
