@@ -3,9 +3,12 @@
 It runs no VAD of its own: like the local provider set, it is a manual_flush STT, and the
 session flushes it when its Silero VAD says the speech ended. While the person speaks (a
 cheap level gate on the frames) it reveals the next scripted utterance word by word as
-interim transcripts; at the flush it sends the whole utterance as the final transcript,
-``final_delay`` seconds later (to emulate a provider). A flush with no speech heard since
-the last one sends nothing.
+interim transcripts, and sends the whole utterance as the final transcript at the flush.
+With ``final_delay`` set it acts as a streaming provider with its own endpointing does: the
+final comes ``final_delay`` seconds after the last speech it heard, whether or not the
+session has decided yet that the turn is over (and never sooner, even when flushed); speech
+after that final, until the flush, is the rest of the same line. A flush with no speech
+heard since the last one sends nothing.
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ class ScriptedSpeechStream(stt.RecognizeStream):
         self._revealed = 0
         self._voiced = 0.0  # seconds of speech heard in the current utterance
         self._last_voiced_at: float | None = None  # wall clock of the last loud frame
+        self._said = False  # this turn's line went out before the flush (own endpointing)
+        self._endpoint: asyncio.TimerHandle | None = None
 
     async def _run(self) -> None:
         async for item in self._input_ch:
@@ -101,7 +106,7 @@ class ScriptedSpeechStream(stt.RecognizeStream):
                 self._hear(item)
 
     def _hear(self, frame: rtc.AudioFrame) -> None:
-        if frame_level(frame) < SPEECH_LEVEL:
+        if frame_level(frame) < SPEECH_LEVEL or self._said:
             return
         if not self._words:
             self._words = self._scripted.next_utterance().split()
@@ -109,6 +114,10 @@ class ScriptedSpeechStream(stt.RecognizeStream):
             self._voiced = 0.0
         self._voiced += frame.duration
         self._last_voiced_at = time.time()
+        if self._scripted.final_delay:
+            if self._endpoint is not None:
+                self._endpoint.cancel()
+            self._endpoint = asyncio.get_running_loop().call_later(self._scripted.final_delay, self._endpointed)
         # One more word per interval of speech, never the whole line before the end.
         count = min(len(self._words) - 1, int(self._voiced / self._scripted.interim_interval))
         if count > self._revealed:
@@ -120,11 +129,29 @@ class ScriptedSpeechStream(stt.RecognizeStream):
                 )
             )
 
+    def _endpointed(self) -> None:
+        """final_delay of quiet since the last speech: the line is final."""
+        self._endpoint = None
+        if self._words:
+            words, self._words = self._words, []
+            self._said = True
+            self._event_ch.send_nowait(_final(" ".join(words), self._last_voiced_at))
+
     async def _finish_utterance(self) -> None:
         """The session's VAD says the person stopped: send the utterance as the final."""
+        self._said = False
         if not self._words:
-            return  # nothing was heard since the last flush: no final at all
+            return  # nothing was heard since the last flush (or it is already final)
+        if self._endpoint is not None:
+            self._endpoint.cancel()
+            self._endpoint = None
         words, self._words = self._words, []
-        if self._scripted.final_delay:
-            await asyncio.sleep(self._scripted.final_delay)
+        ready_at = (self._last_voiced_at or 0.0) + self._scripted.final_delay
+        if ready_at > time.time():
+            await asyncio.sleep(ready_at - time.time())
         self._event_ch.send_nowait(_final(" ".join(words), self._last_voiced_at))
+
+    async def aclose(self) -> None:
+        if self._endpoint is not None:
+            self._endpoint.cancel()
+        await super().aclose()

@@ -1,8 +1,10 @@
-"""The fake STT runs no VAD of its own: the session's VAD flushes it (manual_flush)."""
+"""The fake STT runs no VAD of its own: the session's VAD flushes it (manual_flush), and
+its final comes no sooner than `final_delay` after the last speech it heard."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 from livekit import rtc
@@ -69,3 +71,46 @@ async def test_silence_alone_never_makes_a_final() -> None:
     events = await _events(stream, until=1)
     await stream.aclose()
     assert [e.alternatives[0].text for e in events if e.type == stt.SpeechEventType.FINAL_TRANSCRIPT] == ["hello"]
+
+
+async def test_the_final_comes_final_delay_after_the_last_speech_however_late_the_flush() -> None:
+    stream = ScriptedSTT(utterances=["one two", "three four"], final_delay=0.3).stream()
+    # Each final with the time it arrived, read as it comes (not when the test looks).
+    finals: asyncio.Queue[tuple[stt.SpeechEvent, float]] = asyncio.Queue()
+
+    async def read() -> None:
+        async for event in stream:
+            if event.type == stt.SpeechEventType.FINAL_TRANSCRIPT:
+                finals.put_nowait((event, time.time()))
+
+    reader = asyncio.create_task(read())
+
+    # Flushed right after the speech: the final waits out the delay from the last loud frame.
+    for frame in _frames(0.6, 0.3):
+        stream.push_frame(frame)
+    flushed_at = time.time()
+    stream.flush()
+    final, arrived = await asyncio.wait_for(finals.get(), 5)
+    assert final.alternatives[0].text == "one two"
+    assert final.speech_end_time is not None and final.speech_end_time >= flushed_at
+    assert 0.25 <= arrived - final.speech_end_time < 0.6
+    assert arrived - flushed_at >= 0.25
+
+    # Flushed 0.5 s after the speech (silence heard in real time): the delay has passed, so
+    # the final does not wait another final_delay.
+    for frame in _frames(0.6, 0.3):
+        stream.push_frame(frame)
+    for frame in _frames(0.5, 0.0):
+        await asyncio.sleep(frame.duration)
+        stream.push_frame(frame)
+    flushed_at = time.time()
+    stream.flush()
+    final, arrived = await asyncio.wait_for(finals.get(), 5)
+    assert final.alternatives[0].text == "three four"
+    assert arrived - flushed_at < 0.2
+    assert final.speech_end_time is not None
+    assert arrived - final.speech_end_time >= 0.25  # never before final_delay
+    assert flushed_at - final.speech_end_time >= 0.45  # the silence did not count as speech
+
+    await stream.aclose()
+    await asyncio.wait_for(reader, 5)  # the events end with the stream
