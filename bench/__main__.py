@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "what",
         choices=[
-            "latency", "live", "browser", "capacity", "capacity-noagc", "capacity-dispatch", "api", "sweep",
+            "latency", "live", "browser", "capacity", "capacity-dispatch", "api", "sweep",
             "profile", "endpointing", "all",
         ],
     )
@@ -52,18 +52,6 @@ def main(argv: list[str] | None = None) -> int:
 
         steps = [1, 2] if args.quick else [1, 2, 3, 4, 6, 8, 10, 12, 16]
         capacity.main("openai", steps, args.turns or (3 if args.quick else 5), "capacity" + suffix)
-    if args.what == "capacity-noagc":
-        # The same sweep with the agent's server-side auto gain control off (bench/asgi.py).
-        from bench import capacity
-
-        steps = [1, 2] if args.quick else [1, 2, 3, 4, 6, 8, 10, 12, 16]
-        capacity.main(
-            "openai",
-            steps,
-            args.turns or (3 if args.quick else 5),
-            "capacity_noagc" + suffix,
-            extra_env={"BENCH_ROOM_AGC": "0"},
-        )
     if args.what == "capacity-dispatch":
         # The production shape: dispatched agent workers pinned to their own core.
         from bench import capacity

@@ -34,8 +34,8 @@ def _stamped_publish(self: Any, message: dict) -> None:
 _attach = event_bridge.attach
 
 
-def _attach_with_metrics(session: Any, publish: Any) -> None:
-    _attach(session, publish)
+def _attach_with_metrics(session: Any, publish: Any) -> Any:
+    bridge = _attach(session, publish)
     session_id = getattr(getattr(publish, "__self__", None), "session_id", "")
 
     def on_item(ev: Any) -> None:
@@ -51,22 +51,9 @@ def _attach_with_metrics(session: Any, publish: Any) -> None:
             )
 
     session.on("conversation_item_added", on_item)
+    return bridge
 
 
 event_bridge.TranscriptPublisher.publish = _stamped_publish  # type: ignore[method-assign]
 event_bridge.attach = _attach_with_metrics
 
-
-# Opt-in experiment (BENCH_ROOM_AGC=0): the agent's room input without livekit-agents'
-# server-side auto gain control (a WebRTC APM call per input frame). Measures what that
-# default costs per session; production code is untouched (see the report).
-if os.environ.get("BENCH_ROOM_AGC") == "0":
-    from dataclasses import dataclass, field
-
-    from livekit.agents import room_io
-
-    @dataclass
-    class _RoomOptionsWithoutAgc(room_io.RoomOptions):
-        audio_input: Any = field(default_factory=lambda: room_io.AudioInputOptions(auto_gain_control=False))
-
-    room_io.RoomOptions = _RoomOptionsWithoutAgc  # type: ignore[misc]

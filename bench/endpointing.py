@@ -21,13 +21,18 @@ minus the last voiced sample, for the utterances that were not cut. Options meas
 * `vad`: Silero min_silence = endpointing min_delay = w (neither hides the other);
 * `vad 0.3 + delay`: Silero min_silence 0.3 s, endpointing min_delay swept (the STT flush
   happens at the VAD's end of speech, so a provider's final overlaps the delay);
-* `smart-turn`: Silero min_silence 0.2 s; at each VAD end of speech smart-turn v3.2 judges
-  the audio so far; complete (p >= 0.5): the turn ends after min_delay, else after max_delay
-  (swept). Its inference time (measured here, per call) is added to the commit;
+* `smart-turn` (the production detector, app/voice/agent/turn): as livekit-agents runs an
+  audio turn detector, the model judges the audio up to 0.2 s of silence after the speech
+  (the VAD's speech end + 0.2 s); at the VAD's end of speech (Silero min_silence w >= 0.25,
+  the library's floor) the turn ends `min_delay` after the speech end if the model says
+  complete (p >= threshold), else `max_delay` after it, and never before the prediction
+  is back (its measured inference time counts);
 * preemptive generation does not move the commit (a reply started early is thrown away if
   the person goes on), so its false rate is that of the row it runs with; what it changes
   is the voice-to-voice time with real provider latencies, modelled with the `openai`
-  profile (STT final 0.3 s after the flush, LLM 0.46 s to the first sentence, TTS 0.3 s).
+  profile: a streaming STT's final 0.3 s after the end of speech (and not before the
+  session flushes it at the VAD's end of speech), the LLM's first sentence 0.46 s after
+  it starts, TTS first audio 0.3 s after that.
 """
 
 from __future__ import annotations
@@ -45,9 +50,10 @@ from bench import common, pauses
 FRAME = 320  # 20 ms at 16 kHz
 VAD_WINDOWS = (0.2, 0.25, 0.3, 0.4, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 1.0)
 DELAYS_AFTER_03 = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-SMART_TURN_VAD = 0.2
-SMART_TURN_THRESHOLD = 0.5
-SMART_TURN_MIN_DELAYS = (0.2, 0.3)
+SMART_TURN_VADS = (0.25, 0.3)
+SMART_TURN_ASKED_AT = 0.2  # silence after which livekit-agents asks the turn model
+SMART_TURN_THRESHOLDS = (0.3, 0.5, 0.7)
+SMART_TURN_MIN_DELAY = 0.25  # below the VAD window it is masked by it
 SMART_TURN_MAX_DELAYS = (0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5)
 OPENAI = {"stt": 0.3, "llm": 0.46, "tts": 0.3}
 
@@ -82,10 +88,11 @@ async def vad_boundaries(vad: Any, samples: np.ndarray) -> list[Boundary]:
     return [Boundary(eos, end, next((s for s in starts if s > eos), None)) for eos, end in ends]
 
 
-def decide(u: pauses.Utterance, bounds: list[Boundary], delay_for: Any, extra: float = 0.0) -> dict[str, Any]:
-    """Apply the end-of-turn rule; `delay_for(boundary)` gives the endpointing delay."""
+def decide(u: pauses.Utterance, bounds: list[Boundary], delay_for: Any, ready_after: float = 0.0) -> dict[str, Any]:
+    """Apply the end-of-turn rule; `delay_for(boundary)` gives the endpointing delay, and
+    no turn ends before `ready_after` seconds past the speech end (a prediction's return)."""
     for b in bounds:
-        commit = max(b.eos, b.speech_end + delay_for(b)) + extra
+        commit = max(b.eos, b.speech_end + delay_for(b), b.speech_end + ready_after)
         if b.next_start is not None and b.next_start <= commit:
             continue  # the person went on before the turn was committed
         if commit < u.speech_end:
@@ -98,7 +105,7 @@ def voice_to_voice(outcome: dict[str, Any], u: pauses.Utterance, preemptive: str
     """Modelled openai-profile reply time for one turn (see the module doc)."""
     if outcome["false"] or outcome["commit"] is None:
         return None
-    final = outcome["eos"] + OPENAI["stt"]
+    final = max(outcome["eos"], u.speech_end + OPENAI["stt"])
     commit = max(outcome["commit"], final)
     if preemptive == "off":
         first_audio = commit + OPENAI["llm"] + OPENAI["tts"]
@@ -154,17 +161,41 @@ async def _boundaries(utterances: list[pauses.Utterance], window: float) -> list
 
 
 def _smart_turn(utterances: list[pauses.Utterance], bounds: list[list[Boundary]]) -> list[float]:
-    """Judge the audio up to each VAD end of speech; returns the inference times."""
-    from bench.smart_turn import SmartTurnModel
+    """Judge the audio up to 0.2 s after each VAD speech end; returns the inference times."""
+    from app.voice.agent.turn.model import SmartTurnModel
+    from devtools.setup import smart_turn_model
 
-    model = SmartTurnModel()
+    model = SmartTurnModel(smart_turn_model())
     times = []
     for u, bs in zip(utterances, bounds, strict=True):
         for b in bs:
             started = time.perf_counter()
-            b.smart_turn = model.probability(u.samples[: int(b.eos * pauses.RATE)])
+            b.smart_turn = model.probability(u.samples[: int((b.speech_end + SMART_TURN_ASKED_AT) * pauses.RATE)])
             times.append(time.perf_counter() - started)
     return times
+
+
+def _verdicts(utterances: list[pauses.Utterance], bounds: list[list[Boundary]]) -> dict[str, Any]:
+    """How well the model tells a finished sentence from a pause inside one."""
+    judged = [(b.smart_turn or 0.0, b.eos > u.speech_end) for u, bs in zip(utterances, bounds, strict=True) for b in bs]
+    ends = [p for p, end in judged if end]
+    mids = [p for p, end in judged if not end]
+    out: dict[str, Any] = {
+        "complete_total": len(ends),
+        "pause_total": len(mids),
+        # AUC: the chance that a sentence end scores above a mid-sentence pause (0.5: no skill).
+        "auc_end_over_pause": (
+            sum((e > m) + 0.5 * (e == m) for e in ends for m in mids) / (len(ends) * len(mids))
+            if ends and mids else None
+        ),
+        "probabilities": {"sentence_end": ends, "pause": mids},
+    }
+    for t in SMART_TURN_THRESHOLDS:
+        out[f"at_{t:g}"] = {
+            "sentence_ends_judged_complete": sum(p >= t for p in ends),
+            "pauses_judged_complete": sum(p >= t for p in mids),
+        }
+    return out
 
 
 def main(out: str, quick: bool = False, smart_turn: bool = True) -> dict[str, Any]:
@@ -190,40 +221,28 @@ def main(out: str, quick: bool = False, smart_turn: bool = True) -> dict[str, An
                               {"vad_min_silence": 0.3, "min_delay": d}, utterances, outcomes))
         print(_line(rows[-1]), flush=True)
     inference: dict[str, Any] = {}
-    if smart_turn:
-        bounds = bounds_for(SMART_TURN_VAD)
+    for w in SMART_TURN_VADS if smart_turn else ():
+        bounds = bounds_for(w)
         times = _smart_turn(utterances, bounds)
-        inference = {"calls": len(times), "p50": statistics.median(times), "p95": common.pct(times, 95)}
-        print(f"  smart-turn: {len(times)} calls, inference p50 {common.fmt(inference['p50'])}"
-              f" p95 {common.fmt(inference['p95'])} (this machine, one thread)")
-        for lo in SMART_TURN_MIN_DELAYS:
+        verdicts = _verdicts(utterances, bounds)
+        p50 = statistics.median(times)
+        inference[f"vad_{w:g}"] = {"calls": len(times), "p50": p50, "p95": common.pct(times, 95), **verdicts}
+        print(f"  smart-turn at Silero {w:g} s: {len(times)} calls, inference p50 {common.fmt(p50)}"
+              f" p95 {common.fmt(common.pct(times, 95))} (one thread); AUC sentence end vs pause"
+              f" {verdicts['auc_end_over_pause']:.2f}; at 0.5: ends judged complete"
+              f" {verdicts['at_0.5']['sentence_ends_judged_complete']}/{verdicts['complete_total']},"
+              f" pauses judged complete {verdicts['at_0.5']['pauses_judged_complete']}/{verdicts['pause_total']}")
+        for t in SMART_TURN_THRESHOLDS:
             for hi in SMART_TURN_MAX_DELAYS:
                 outcomes = [
-                    decide(u, bs, lambda b, lo=lo, hi=hi: lo if (b.smart_turn or 0) >= SMART_TURN_THRESHOLD else hi,
-                           extra=inference["p50"])
+                    decide(u, bs, lambda b, t=t, hi=hi: SMART_TURN_MIN_DELAY if (b.smart_turn or 0) >= t else hi,
+                           ready_after=SMART_TURN_ASKED_AT + p50)
                     for u, bs in zip(utterances, bounds, strict=True)
                 ]
-                rows.append(summarize(f"smart-turn, vad 0.2, min {lo:g} / max {hi:g} s", "smart-turn",
-                                      {"vad_min_silence": SMART_TURN_VAD, "min_delay": lo, "max_delay": hi,
-                                       "threshold": SMART_TURN_THRESHOLD}, utterances, outcomes))
+                rows.append(summarize(f"smart-turn {t:g}, vad {w:g}, max {hi:g} s", "smart-turn",
+                                      {"vad_min_silence": w, "min_delay": SMART_TURN_MIN_DELAY, "max_delay": hi,
+                                       "threshold": t}, utterances, outcomes))
                 print(_line(rows[-1]), flush=True)
-        judged = [(b.smart_turn, b.eos > u.speech_end) for u, bs in zip(utterances, bounds, strict=True) for b in bs]
-        inference["complete_judged_complete"] = sum(1 for p, end in judged if end and p >= SMART_TURN_THRESHOLD)
-        inference["complete_total"] = sum(1 for _, end in judged if end)
-        inference["pause_judged_complete"] = sum(1 for p, end in judged if not end and p >= SMART_TURN_THRESHOLD)
-        inference["pause_total"] = sum(1 for _, end in judged if not end)
-        ends = [p for p, end in judged if end]
-        mids = [p for p, end in judged if not end]
-        # AUC: the chance that a sentence end scores above a mid-sentence pause (0.5: no skill).
-        inference["auc_end_over_pause"] = (
-            sum((e > m) + 0.5 * (e == m) for e in ends for m in mids) / (len(ends) * len(mids))
-            if ends and mids else None
-        )
-        inference["probabilities"] = {"sentence_end": ends, "pause": mids}
-        print(f"  smart-turn AUC (sentence end vs pause) {inference['auc_end_over_pause']:.2f}")
-        print(f"  smart-turn verdicts: sentence ends judged complete {inference['complete_judged_complete']}"
-              f"/{inference['complete_total']}, pauses judged complete {inference['pause_judged_complete']}"
-              f"/{inference['pause_total']}")
     result = {
         "kind": "endpointing",
         "test_set": {
