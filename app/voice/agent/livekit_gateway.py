@@ -96,8 +96,10 @@ class LiveKitRoom:
             room_options=room_io.RoomOptions(
                 participant_identity=participant_identity,
                 # Silero, the turn model and the local recogniser all listen at 16 kHz: asking
-                # for it here resamples once, in the SDK, instead of once per consumer.
-                audio_input=room_io.AudioInputOptions(sample_rate=16000),
+                # for it here resamples once, in the SDK, instead of once per consumer. The
+                # browser already levels the microphone (getUserMedia's autoGainControl), so
+                # a second gain control here would only cost CPU on every frame.
+                audio_input=room_io.AudioInputOptions(sample_rate=16000, auto_gain_control=False),
                 # The runner ends the session itself on any departure, network drops included.
                 close_on_disconnect=False,
                 # Typed lines arrive on the "lk.chat" text stream (enabled by default).
@@ -107,6 +109,9 @@ class LiveKitRoom:
                 text_output=room_io.TextOutputOptions(sync_transcription=True, next_in_chain=transcription),
             ),
             record=False,
+            # No RemoteSession over the room: the page follows the session through our own
+            # socket, and nobody else in the room may drive or observe it.
+            session_host=False,
         )
 
     async def aclose(self) -> None:
