@@ -113,6 +113,7 @@ class DispatchStack(BenchStack):
         self.config.backend_port = self.config.backend_port or free_port()
         self.config.ui_port = self.config.ui_port or free_port()
         try:
+            self.start_postgres()  # with no server of its own: the config's database_url
             self.start_livekit()
             self.start_redis()
             self.start_backend()
@@ -162,6 +163,7 @@ def dispatch_stack(profile: str, providers: str, workers: int) -> Iterator[Dispa
         extra_env=env,
         redis_server=setup.redis_server(),
         agent_workers=workers,
+        livekit_auto_create=True,  # the bots join with tokens of their own, before POST /session
     )
     stack = DispatchStack(config)
     stack.probe_file = probe
