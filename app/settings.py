@@ -292,8 +292,8 @@ VOICE_WORKER_DRAIN_TIMEOUT = _env_int("VOICE_WORKER_DRAIN_TIMEOUT", 120, minimum
 # Sessions one agent worker takes before LiveKit sends new ones to other workers.
 VOICE_WORKER_MAX_SESSIONS = _env_int("VOICE_WORKER_MAX_SESSIONS", 10, minimum=1, maximum=1000)
 # How a worker runs its sessions: "thread" (each a thread of the worker process: they share
-# the process's models and libraries, ~5 MB each; run one worker per core) or "process"
-# (each its own process, isolated, ~150 MB each; bench/README.md, "Capacity").
+# the process's models and libraries, ~8-11 MB each; run one worker per core) or "process"
+# (each its own process, isolated, ~85-90 MB each; bench/README.md, "Capacity").
 VOICE_WORKER_JOB_EXECUTOR = _env("VOICE_WORKER_JOB_EXECUTOR", "thread")
 if VOICE_WORKER_JOB_EXECUTOR not in {"thread", "process"}:
     raise ImproperlyConfigured("VOICE_WORKER_JOB_EXECUTOR must be thread or process")

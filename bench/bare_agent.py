@@ -14,6 +14,7 @@ from livekit import api, rtc
 from livekit.agents import Agent, AgentSession, room_io
 from livekit.plugins import silero
 
+from bench import common
 from fakes.llm import ScriptedLLM
 from fakes.stt import ScriptedSTT
 from fakes.tts import ToneTTS
@@ -30,7 +31,7 @@ async def main(url: str, room_name: str, identity: str, metrics_file: str) -> No
     room = rtc.Room()
     await room.connect(url, token)
     env = os.environ
-    vad = silero.VAD.load()
+    vad = silero.VAD.load(min_silence_duration=common.production_vad_min_silence())
     session = AgentSession(
         vad=vad,
         stt=ScriptedSTT(utterances=[env["FAKE_STT_UTTERANCES"]], final_delay=float(env["FAKE_STT_DELAY"])),
@@ -39,11 +40,7 @@ async def main(url: str, room_name: str, identity: str, metrics_file: str) -> No
             token_interval=float(env["FAKE_LLM_TOKEN_INTERVAL"]),
         ),
         tts=ToneTTS(first_audio_delay=float(env["FAKE_TTS_FIRST_AUDIO_DELAY"])),
-        turn_handling={
-            "turn_detection": "vad",
-            "endpointing": {"min_delay": float(env.get("VOICE_ENDPOINTING_DELAY", "0.5"))},
-            "interruption": {"mode": "vad"},
-        },
+        turn_handling=common.production_turn_handling(),
     )
     out = open(metrics_file, "a", buffering=1)  # noqa: ASYNC230, SIM115 - once, before the session starts
 
@@ -63,8 +60,13 @@ async def main(url: str, room_name: str, identity: str, metrics_file: str) -> No
     await session.start(
         agent=Agent(instructions="bench"),
         room=room,
-        room_options=room_io.RoomOptions(participant_identity=identity),
+        # As app/voice/agent/livekit_gateway.py starts ours.
+        room_options=room_io.RoomOptions(
+            participant_identity=identity,
+            audio_input=room_io.AudioInputOptions(sample_rate=16000, auto_gain_control=False),
+        ),
         record=False,
+        session_host=False,
     )
     session.generate_reply(instructions="greet")
     print("bare-agent: ready", flush=True)

@@ -64,6 +64,9 @@ class Sampler:
                 try:
                     t = q.cpu_times()
                     total += t.user + t.system
+                    if q.pid != os.getpid():
+                        # Job processes that ended during the step: their parent reaped them.
+                        total += t.children_user + t.children_system
                 except psutil.NoSuchProcess:
                     pass
             out[name] = total

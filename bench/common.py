@@ -12,6 +12,7 @@ import wave
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,30 @@ PROFILES: dict[str, dict[str, str]] = {
         "FAKE_TTS_FIRST_AUDIO_DELAY": "0.3",
     },
 }
+
+
+def production_turn_handling() -> dict[str, Any]:
+    """The turn handling app/voice/agent/runner.py gives a session, from the app's settings
+    (environment included), for the bare sessions the bench compares ours with."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
+    from django.conf import settings
+
+    return {
+        "turn_detection": "vad",
+        "endpointing": {
+            "min_delay": settings.VOICE_ENDPOINTING_DELAY,
+            "max_delay": settings.VOICE_ENDPOINTING_MAX_DELAY,
+        },
+        "interruption": {"mode": "vad"},
+        "preemptive_generation": {"preemptive_tts": settings.VOICE_PREEMPTIVE_TTS},
+    }
+
+
+def production_vad_min_silence() -> float:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
+    from django.conf import settings
+
+    return float(settings.VOICE_VAD_MIN_SILENCE)
 
 
 def apply_profile(name: str) -> dict[str, str]:

@@ -30,9 +30,9 @@ minus the last voiced sample, for the utterances that were not cut. Options meas
 * preemptive generation does not move the commit (a reply started early is thrown away if
   the person goes on), so its false rate is that of the row it runs with; what it changes
   is the voice-to-voice time with real provider latencies, modelled with the `openai`
-  profile: a streaming STT's final 0.3 s after the end of speech (and not before the
-  session flushes it at the VAD's end of speech), the LLM's first sentence 0.46 s after
-  it starts, TTS first audio 0.3 s after that.
+  profile: a streaming STT's final 0.3 s after the end of speech (its own endpointing,
+  as the fake STT does with a delay), the LLM's first sentence 0.46 s after it starts,
+  TTS first audio 0.3 s after that; transport is not included.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def voice_to_voice(outcome: dict[str, Any], u: pauses.Utterance, preemptive: str
     """Modelled openai-profile reply time for one turn (see the module doc)."""
     if outcome["false"] or outcome["commit"] is None:
         return None
-    final = max(outcome["eos"], u.speech_end + OPENAI["stt"])
+    final = u.speech_end + OPENAI["stt"]  # a streaming STT's own endpointing, as fakes/stt.py
     commit = max(outcome["commit"], final)
     if preemptive == "off":
         first_audio = commit + OPENAI["llm"] + OPENAI["tts"]

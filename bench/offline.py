@@ -162,12 +162,7 @@ async def run_bare(room: str, endpointing: float, timeout: float, turn_handling:
             token_interval=float(env["FAKE_LLM_TOKEN_INTERVAL"]),
         ),
         tts=ToneTTS(first_audio_delay=float(env["FAKE_TTS_FIRST_AUDIO_DELAY"])),
-        turn_handling=turn_handling
-        or {
-            "turn_detection": "vad",
-            "endpointing": {"min_delay": endpointing},
-            "interruption": {"mode": "vad"},
-        },
+        turn_handling=turn_handling or common.production_turn_handling(),
     )
     log = TurnLog()
     speaker = SpeakerRecorder()
@@ -188,9 +183,9 @@ _VAD: dict[str, Any] = {}
 
 
 def _bare_vad(silero: Any) -> Any:
-    key = os.environ.get("BENCH_VAD_MIN_SILENCE", "")
+    key = os.environ.get("BENCH_VAD_MIN_SILENCE") or str(common.production_vad_min_silence())
     if key not in _VAD:
-        _VAD[key] = silero.VAD.load(min_silence_duration=float(key)) if key else silero.VAD.load()
+        _VAD[key] = silero.VAD.load(min_silence_duration=float(key))
     return _VAD[key]
 
 

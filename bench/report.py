@@ -14,6 +14,12 @@ def _load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _commit(d: dict | None) -> str:
+    """The commit and day a result was measured on."""
+    env = (d or {}).get("environment", {})
+    return f"`{env.get('git', {}).get('commit', '?')}`, {str(env.get('date', '?'))[:10]}"
+
+
 def main() -> None:
     out = []
     w = out.append
@@ -30,13 +36,14 @@ def main() -> None:
                 ratio = r["ratio_ours_over_bare"]
                 rr = f"{ratio['p50']:.3f} · {ratio['p95']:.3f}" if side == "ours" and ratio["p50"] else ""
                 w(f"| {label}, {side} | {profile} | {fmt(s['p50'])} | {fmt(s['p95'])} | {rr} | {s['n']} |")
-    d = _load("latency_browser")
-    for profile, r in (d or {}).get("results", {}).items():
-        s = r["voice_to_voice"]
-        w(
-            f"| browser (Chromium fake mic → agent track), ours | {profile} | {fmt(s['p50'])} | {fmt(s['p95'])} | "
-            f"| {s['n']} |"
-        )
+    for name, label in (("latency_browser_before", "before"), ("latency_browser", "now")):
+        d = _load(name)
+        for profile, r in (d or {}).get("results", {}).items():
+            s = r["voice_to_voice"]
+            w(
+                f"| browser (Chromium fake mic → agent track), ours, {label} ({_commit(d)}) | {profile} "
+                f"| {fmt(s['p50'])} | {fmt(s['p95'])} | | {s['n']} |"
+            )
     w("")
     w("Breakdown, p50 per stage (ms):")
     w("")
@@ -120,15 +127,18 @@ def _endpointing(w: Any) -> None:
     w("")
     w(
         f"End of turn on the natural-pause set ({t['utterances']} utterances, {t['pauses']} pauses of 0.2-0.7 s;"
-        " real Silero VAD, the session's endpointing rule; [plot](results/endpointing.png)):"
+        " real Silero VAD, the session's endpointing rule; smart-turn rows at p >= 0.5 only, the other"
+        " thresholds are in the plot; [plot](results/endpointing.png)):"
     )
     w("")
     w(
         "| option | Silero min_silence | endpointing min / max delay | false end of turn | end-of-turn delay p50 / p95 "
-        "| openai v2v p50, preemptive off / LLM (default) / LLM+TTS |"
+        "| openai v2v p50 (model), preemptive off / LLM / LLM+TTS |"
     )
     w("|---|---|---|---|---|---|")
     for r in d["rows"]:
+        if r.get("threshold", 0.5) != 0.5:
+            continue
         e = r["end_of_turn_delay"]
         delays = f"{r['min_delay']:g}" + (f" / {r['max_delay']:g}" if "max_delay" in r else "")
         v2v = " / ".join(fmt(r[f"openai_v2v_preemptive_{m}"]["p50"]) for m in ("off", "llm", "llm+tts"))
@@ -136,14 +146,14 @@ def _endpointing(w: Any) -> None:
             f"| {r['option']} | {r['vad_min_silence']:g} s | {delays} s | {r['false_end_of_turn']}/{r['utterances']}"
             f" = {100 * r['false_rate']:.1f} % | {fmt(e['p50'])} / {fmt(e['p95'])} | {v2v} |"
         )
-    inf = d.get("smart_turn_inference") or {}
-    if inf:
+    for key, inf in (d.get("smart_turn_inference") or {}).items():
+        at = inf["at_0.5"]
         w("")
         w(
-            f"smart-turn v3.2: {inf['calls']} calls, inference p50 {fmt(inf['p50'])}, p95 {fmt(inf['p95'])};"
-            f" sentence ends judged complete {inf['complete_judged_complete']}/{inf['complete_total']},"
-            f" mid-sentence pauses judged complete {inf['pause_judged_complete']}/{inf['pause_total']},"
-            f" AUC {inf['auc_end_over_pause']:.2f} (0.5 = no skill)."
+            f"smart-turn v3.2 at Silero {key.removeprefix('vad_')} s: {inf['calls']} calls, inference p50"
+            f" {fmt(inf['p50'])}, p95 {fmt(inf['p95'])}; at p >= 0.5 sentence ends judged complete"
+            f" {at['sentence_ends_judged_complete']}/{inf['complete_total']}, mid-sentence pauses judged complete"
+            f" {at['pauses_judged_complete']}/{inf['pause_total']}; AUC {inf['auc_end_over_pause']:.2f} (0.5 = no skill)."
         )
     _endpointing_plot(d)
 
@@ -162,8 +172,8 @@ def _endpointing_plot(d: dict) -> None:
         for label, rs in _series(option, rows):
             xs = [100 * r["false_rate"] for r in rs]
             left.plot(xs, [1000 * r["end_of_turn_delay"]["p50"] for r in rs], marker=marker, label=label)
-            right.plot(xs, [1000 * r["openai_v2v_preemptive_llm"]["p50"] for r in rs], marker=marker, label=label)
-    for ax, title in ((left, "end-of-turn delay p50 (ms)"), (right, "openai-profile v2v p50, preemptive LLM (ms)")):
+            right.plot(xs, [1000 * r["openai_v2v_preemptive_llm+tts"]["p50"] for r in rs], marker=marker, label=label)
+    for ax, title in ((left, "end-of-turn delay p50 (ms)"), (right, "openai-profile v2v p50 (model), preemptive LLM+TTS (ms)")):
         ax.axvline(5, color="grey", linestyle="--", linewidth=1)
         ax.set_xlabel("false end of turn (% of utterances)")
         ax.set_title(title, fontsize=10)
@@ -175,9 +185,14 @@ def _endpointing_plot(d: dict) -> None:
 
 def _series(option: str, rows: list[dict]) -> list[tuple[str, list[dict]]]:
     if option == "smart-turn":
-        lows = sorted({r["min_delay"] for r in rows})
-        return [(f"smart-turn, min {lo:g} s, max swept", [r for r in rows if r["min_delay"] == lo]) for lo in lows]
+        keys = sorted({(r["vad_min_silence"], r["threshold"]) for r in rows})
+        return [
+            (f"smart-turn p>={t:g}, Silero {v:g} s, max delay swept",
+             [r for r in rows if (r["vad_min_silence"], r["threshold"]) == (v, t)])
+            for v, t in keys
+        ]
     name = "Silero min_silence = delay, swept" if option == "vad" else "Silero 0.3 s, endpointing delay swept"
+
     return [(name, rows)]
 
 

@@ -15,17 +15,13 @@ from typing import Any
 from bench import common, offline
 from bench.latency_offline import describe
 
-CONFIGS: list[tuple[str, float | None, float, dict[str, Any] | None]] = [
-    # name, VAD min_silence (None: default 0.55), endpointing min_delay, preemptive options
-    ("current (vad 0.55, ep 0.5)", None, 0.5, None),
-    ("ep 0.2", None, 0.2, None),
-    ("vad 0.3, ep 0.5", 0.3, 0.5, None),
-    ("vad 0.3, ep 0.3", 0.3, 0.3, None),
-    ("vad 0.3, ep 0.2", 0.3, 0.2, None),
-    ("vad 0.2, ep 0.2", 0.2, 0.2, None),
-    ("current, preemptive off", None, 0.5, {"enabled": False}),
-    ("current, preemptive +tts", None, 0.5, {"enabled": True, "preemptive_tts": True}),
-    ("vad 0.3, ep 0.3, preemptive +tts", 0.3, 0.3, {"enabled": True, "preemptive_tts": True}),
+CONFIGS: list[tuple[str, float, float, dict[str, Any] | None]] = [
+    # name, Silero min_silence, endpointing min_delay, preemptive generation options
+    ("before: vad 0.55, ep 0.5, preemptive LLM", 0.55, 0.5, {"enabled": True, "preemptive_tts": False}),
+    ("vad 0.7, preemptive off", 0.7, 0.5, {"enabled": False}),
+    ("vad 0.7, preemptive LLM", 0.7, 0.5, {"enabled": True, "preemptive_tts": False}),
+    ("default: vad 0.7, preemptive LLM+TTS", 0.7, 0.5, {"enabled": True, "preemptive_tts": True}),
+    ("vad 0.3, ep 0.3, preemptive LLM+TTS", 0.3, 0.3, {"enabled": True, "preemptive_tts": True}),
 ]
 
 
@@ -34,10 +30,7 @@ async def _run(turns: int, profile: str, configs: list) -> list[dict[str, Any]]:
     common.apply_profile(profile)
     rows = []
     for name, min_silence, ep, preemptive in configs:
-        if min_silence is None:
-            os.environ.pop("BENCH_VAD_MIN_SILENCE", None)
-        else:
-            os.environ["BENCH_VAD_MIN_SILENCE"] = str(min_silence)
+        os.environ["BENCH_VAD_MIN_SILENCE"] = str(min_silence)
         handling: dict[str, Any] = {
             "turn_detection": "vad",
             "endpointing": {"min_delay": ep},
@@ -56,7 +49,7 @@ async def _run(turns: int, profile: str, configs: list) -> list[dict[str, Any]]:
         rows.append(
             {
                 "name": name,
-                "vad_min_silence": min_silence or 0.55,
+                "vad_min_silence": min_silence,
                 "endpointing_min_delay": ep,
                 "preemptive_generation": preemptive,
                 **d,
