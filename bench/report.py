@@ -153,7 +153,8 @@ def _endpointing(w: Any) -> None:
             f"smart-turn v3.2 at Silero {key.removeprefix('vad_')} s: {inf['calls']} calls, inference p50"
             f" {fmt(inf['p50'])}, p95 {fmt(inf['p95'])}; at p >= 0.5 sentence ends judged complete"
             f" {at['sentence_ends_judged_complete']}/{inf['complete_total']}, mid-sentence pauses judged complete"
-            f" {at['pauses_judged_complete']}/{inf['pause_total']}; AUC {inf['auc_end_over_pause']:.2f} (0.5 = no skill)."
+            f" {at['pauses_judged_complete']}/{inf['pause_total']};"
+            f" AUC {inf['auc_end_over_pause']:.2f} (0.5 = no skill)."
         )
     _endpointing_plot(d)
 
@@ -173,7 +174,8 @@ def _endpointing_plot(d: dict) -> None:
             xs = [100 * r["false_rate"] for r in rs]
             left.plot(xs, [1000 * r["end_of_turn_delay"]["p50"] for r in rs], marker=marker, label=label)
             right.plot(xs, [1000 * r["openai_v2v_preemptive_llm+tts"]["p50"] for r in rs], marker=marker, label=label)
-    for ax, title in ((left, "end-of-turn delay p50 (ms)"), (right, "openai-profile v2v p50 (model), preemptive LLM+TTS (ms)")):
+    panels = ((left, "end-of-turn delay p50 (ms)"), (right, "openai-profile v2v p50 (model), preemptive LLM+TTS (ms)"))
+    for ax, title in panels:
         ax.axvline(5, color="grey", linestyle="--", linewidth=1)
         ax.set_xlabel("false end of turn (% of utterances)")
         ax.set_title(title, fontsize=10)
