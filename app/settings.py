@@ -272,10 +272,10 @@ if VOICE_ENDPOINTING_MAX_DELAY < VOICE_ENDPOINTING_DELAY:
 VOICE_VAD_MIN_SILENCE = _env_float("VOICE_VAD_MIN_SILENCE", 0.7, minimum=0.1, maximum=3.0)
 if VOICE_TURN_DETECTION == "smart-turn" and VOICE_VAD_MIN_SILENCE < 0.25:
     raise ImproperlyConfigured("VOICE_VAD_MIN_SILENCE must be at least 0.25 with VOICE_TURN_DETECTION=smart-turn")
-# Start the reply's speech (not only its text) on the final transcript, before the turn is
-# sure to be over: it is thrown away if the person goes on (a paid TTS call wasted), and it
-# hides the speech synthesis behind the end-of-turn wait.
-VOICE_PREEMPTIVE_TTS = _env_bool("VOICE_PREEMPTIVE_TTS", True)
+# The reply's text is started on the final transcript, before the turn is sure to be over
+# (the library's preemptive generation). 1 starts its speech too: that is a paid TTS call
+# thrown away whenever the person goes on, and it bought ~10 ms here (bench/README.md).
+VOICE_PREEMPTIVE_TTS = _env_bool("VOICE_PREEMPTIVE_TTS", False)
 # How long the agent waits for the person to (re)join before ending a session.
 VOICE_PARTICIPANT_TIMEOUT = _env_float(
     "VOICE_PARTICIPANT_TIMEOUT", 30.0, minimum=1.0, maximum=600.0

@@ -19,8 +19,8 @@ CONFIGS: list[tuple[str, float, float, dict[str, Any] | None]] = [
     # name, Silero min_silence, endpointing min_delay, preemptive generation options
     ("before: vad 0.55, ep 0.5, preemptive LLM", 0.55, 0.5, {"enabled": True, "preemptive_tts": False}),
     ("vad 0.7, preemptive off", 0.7, 0.5, {"enabled": False}),
-    ("vad 0.7, preemptive LLM", 0.7, 0.5, {"enabled": True, "preemptive_tts": False}),
-    ("default: vad 0.7, preemptive LLM+TTS", 0.7, 0.5, {"enabled": True, "preemptive_tts": True}),
+    ("default: vad 0.7, preemptive LLM", 0.7, 0.5, {"enabled": True, "preemptive_tts": False}),
+    ("vad 0.7, preemptive LLM+TTS", 0.7, 0.5, {"enabled": True, "preemptive_tts": True}),
     ("vad 0.3, ep 0.3, preemptive LLM+TTS", 0.3, 0.3, {"enabled": True, "preemptive_tts": True}),
 ]
 
