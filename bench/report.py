@@ -92,6 +92,7 @@ def main() -> None:
                 f"({r['backend_rss_mb_per_session']:.1f}) | "
                 f"{len(r['errors']) + r['unanswered']} |"
             )
+    _dispatch(w)
     d = _load("api")
     if d:
         w("")
@@ -117,6 +118,35 @@ def main() -> None:
     _endpointing(w)
     _profiles(w)
     sys.stdout.write("\n".join(out) + "\n")
+
+
+def _dispatch(w: Any) -> None:
+    """The production shape: dispatched agent workers pinned to one core of their own."""
+    for name in ("capacity_dispatch_fake", "capacity_dispatch_local", "capacity_dispatch_fake_process"):
+        d = _load(name)
+        if not d:
+            continue
+        executor = "its own process" if name.endswith("_process") else "a thread of the worker"
+        w("")
+        w(
+            f"Capacity, production shape (`{name}`, {_commit(d)}): {d['workers']} agent worker on one core of its"
+            f" own (`taskset`), each session in {executor}, {d['providers']} providers, profile {d['profile']},"
+            f" {d['turns_per_session']} turns per session; knee = **{d['knee_sessions']}** sessions"
+            f" (p95 <= 2 x {fmt(d['single_session_p95'])}):"
+        )
+        w("")
+        w(
+            "| N | v2v p50 | v2v p95 | agent core CPU % | per session: CPU % of a core, PSS MB | livekit CPU % "
+            "| bots CPU % | machine busy % | failed turns |"
+        )
+        w("|---|---|---|---|---|---|---|---|---|")
+        for r in d["rows"]:
+            s, c = r["voice_to_voice"], r["cpu_pct"]
+            w(
+                f"| {r['sessions']} | {fmt(s['p50'])} | {fmt(s['p95'])} | {c['agents']:.0f} |"
+                f" {r['backend_cpu_pct_per_session']:.1f}, {r['backend_rss_mb_per_session']:.1f} | {c['livekit']:.0f} |"
+                f" {c['bots(driver)']:.0f} | {r['machine_busy_pct']:.0f} | {len(r['errors']) + r['unanswered']} |"
+            )
 
 
 def _endpointing(w: Any) -> None:
