@@ -31,7 +31,7 @@ from app.voice.agent.runner import AgentRun  # noqa: E402
 from app.voice.models import EndReason  # noqa: E402
 from app.voice.sessions import store  # noqa: E402
 from app.voice.sessions.ending import end_session  # noqa: E402
-from app.voice.sessions.groups import channel_layer  # noqa: E402
+from app.voice.sessions.groups import channel_layer, close_thread_channel_layer  # noqa: E402
 from app.voice.sessions.info import SessionInfo  # noqa: E402
 
 log = logging.getLogger("app.voice.worker")
@@ -98,6 +98,8 @@ _watchers: set[asyncio.Task[None]] = set()
 
 async def _shutdown_when_ended(ctx: JobContext, run: AgentRun) -> None:
     await run.ended.wait()
+    await run.stop(EndReason.SHUTDOWN)  # the stop under way (its replies too), whatever its reason
+    await close_thread_channel_layer()
     ctx.shutdown(reason="session ended")
 
 
