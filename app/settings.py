@@ -274,7 +274,7 @@ if VOICE_TURN_DETECTION == "smart-turn" and VOICE_VAD_MIN_SILENCE < 0.25:
     raise ImproperlyConfigured("VOICE_VAD_MIN_SILENCE must be at least 0.25 with VOICE_TURN_DETECTION=smart-turn")
 # The reply's text is started on the final transcript, before the turn is sure to be over
 # (the library's preemptive generation). 1 starts its speech too: that is a paid TTS call
-# thrown away whenever the person goes on, and it bought ~10 ms here (bench/README.md).
+# thrown away whenever the person goes on, and it bought 1-6 ms here (bench/README.md).
 VOICE_PREEMPTIVE_TTS = _env_bool("VOICE_PREEMPTIVE_TTS", False)
 # How long the agent waits for the person to (re)join before ending a session.
 VOICE_PARTICIPANT_TIMEOUT = _env_float(
@@ -293,7 +293,7 @@ VOICE_WORKER_DRAIN_TIMEOUT = _env_int("VOICE_WORKER_DRAIN_TIMEOUT", 120, minimum
 VOICE_WORKER_MAX_SESSIONS = _env_int("VOICE_WORKER_MAX_SESSIONS", 10, minimum=1, maximum=1000)
 # How a worker runs its sessions: "thread" (each a thread of the worker process: they share
 # the process's models and libraries, ~8-11 MB each; run one worker per core) or "process"
-# (each its own process, isolated, ~85-90 MB each; bench/README.md, "Capacity").
+# (each its own process, isolated, ~85-100 MB each; bench/README.md, "Capacity").
 VOICE_WORKER_JOB_EXECUTOR = _env("VOICE_WORKER_JOB_EXECUTOR", "thread")
 if VOICE_WORKER_JOB_EXECUTOR not in {"thread", "process"}:
     raise ImproperlyConfigured("VOICE_WORKER_JOB_EXECUTOR must be thread or process")

@@ -35,7 +35,10 @@ def main() -> None:
                 s = r[side]["voice_to_voice"]
                 ratio = r["ratio_ours_over_bare"]
                 rr = f"{ratio['p50']:.3f} · {ratio['p95']:.3f}" if side == "ours" and ratio["p50"] else ""
-                w(f"| {label}, {side} | {profile} | {fmt(s['p50'])} | {fmt(s['p95'])} | {rr} | {s['n']} |")
+                w(
+                    f"| {label}, {side} ({_commit(d)}) | {profile} | {fmt(s['p50'])} | {fmt(s['p95'])} | {rr}"
+                    f" | {s['n']} |"
+                )
     for name, label in (("latency_browser_before", "before"), ("latency_browser", "now")):
         d = _load(name)
         for profile, r in (d or {}).get("results", {}).items():
@@ -73,7 +76,8 @@ def main() -> None:
     if d:
         w("")
         w(
-            f"Capacity (profile {d['profile']}, {d['turns_per_session']} turns per session;"
+            f"Capacity, one backend process hosting every agent ({_commit(d)}; profile {d['profile']},"
+            f" {d['turns_per_session']} turns per session;"
             f" knee = **{d['knee_sessions']}** sessions):"
         )
         w("")
@@ -96,6 +100,8 @@ def main() -> None:
     d = _load("api")
     if d:
         w("")
+        w(f"API throughput ({_commit(d)}):")
+        w("")
         w("| API | concurrency | throughput | p50 | p99 | errors |")
         w("|---|---|---|---|---|---|")
         for key, r in d["results"].items():
@@ -108,7 +114,7 @@ def main() -> None:
         if not d:
             continue
         w("")
-        w(f"Settings (bare AgentSession, profile {d['profile']}, {d['turns_per_config']} turns each):")
+        w(f"Settings (bare AgentSession, profile {d['profile']}, {d['turns_per_config']} turns each; {_commit(d)}):")
         w("")
         w("| setting | p50 | p95 | premature replies |")
         w("|---|---|---|---|")
@@ -156,7 +162,8 @@ def _endpointing(w: Any) -> None:
     t = d["test_set"]
     w("")
     w(
-        f"End of turn on the natural-pause set ({t['utterances']} utterances, {t['pauses']} pauses of 0.2-0.7 s;"
+        f"End of turn on the natural-pause set ({_commit(d)}; {t['utterances']} utterances,"
+        f" {t['pauses']} pauses of 0.2-0.7 s;"
         " real Silero VAD, the session's endpointing rule; smart-turn rows at p >= 0.5 only, the other"
         " thresholds are in the plot; [plot](results/endpointing.png)):"
     )
