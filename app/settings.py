@@ -291,10 +291,13 @@ VOICE_AGENT_NAME = _env("VOICE_AGENT_NAME", "voice-agent")
 VOICE_WORKER_DRAIN_TIMEOUT = _env_int("VOICE_WORKER_DRAIN_TIMEOUT", 120, minimum=0, maximum=86400)
 # Sessions one agent worker takes before LiveKit sends new ones to other workers.
 VOICE_WORKER_MAX_SESSIONS = _env_int("VOICE_WORKER_MAX_SESSIONS", 10, minimum=1, maximum=1000)
-# How a worker runs its sessions: "thread" (each a thread of the worker process: they share
-# the process's models and libraries, ~8-11 MB each; run one worker per core) or "process"
-# (each its own process, isolated, ~85-100 MB each; bench/README.md, "Capacity").
-VOICE_WORKER_JOB_EXECUTOR = _env("VOICE_WORKER_JOB_EXECUTOR", "thread")
+# How a worker runs its sessions: "process" (each its own process: isolated, ~85-100 MB and
+# ~12 % of a core each) or "thread" (each a thread of the worker: they share its models and
+# libraries, ~8-11 MB and ~7.5-8 % of a core each; run one worker per core). bench/README.md,
+# "Capacity". Threads are not the default yet: in the e2e soak their long-lived database
+# connection held more PostgreSQL descriptors than the soak's leak bound allows (not yet
+# understood).
+VOICE_WORKER_JOB_EXECUTOR = _env("VOICE_WORKER_JOB_EXECUTOR", "process")
 if VOICE_WORKER_JOB_EXECUTOR not in {"thread", "process"}:
     raise ImproperlyConfigured("VOICE_WORKER_JOB_EXECUTOR must be thread or process")
 # Health/info HTTP port of an agent worker (0: any free port).
