@@ -113,7 +113,7 @@ def test_voice_settings_are_read_as_given_and_the_vad_alone_may_wait_less() -> N
     assert defaults["VOICE_TURN_DETECTION"] in {"smart-turn", "vad"}
     assert defaults["VOICE_TURN_MODEL_PATH"].endswith(".tools/models/smart-turn-v3.2-cpu.onnx")
     assert defaults["VOICE_ENDPOINTING_DELAY"] <= defaults["VOICE_ENDPOINTING_MAX_DELAY"]
-    assert defaults["VOICE_WORKER_JOB_EXECUTOR"] == "thread"
+    assert defaults["VOICE_WORKER_JOB_EXECUTOR"] == "process"  # threads are opt-in (README)
     # The model's shortest silence, and the two waits equal.
     smart_turn = {
         "DJANGO_ENV": "development",
