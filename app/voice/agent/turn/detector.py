@@ -29,6 +29,8 @@ log = logging.getLogger("app.voice.agent")
 LANGUAGES = frozenset(
     "ar bn da de en es fi fr hi id it ja ko mr nl no pl pt ru tr uk vi zh".split()
 )
+MODEL = "smart-turn-v3.2"
+PROVIDER = "pipecat-ai"
 # Past this a session stops waiting and ends the turn on its silence window alone.
 PREDICTION_TIMEOUT = 0.5
 
@@ -45,13 +47,8 @@ class SmartTurnDetector:
         self._model = model
         self.threshold = threshold
 
-    @property
-    def model(self) -> str:
-        return "smart-turn-v3.2"
-
-    @property
-    def provider(self) -> str:
-        return "pipecat-ai"
+    model = MODEL
+    provider = PROVIDER
 
     def stream(self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> SmartTurnStream:
         return SmartTurnStream(self._model, self.threshold)
@@ -67,17 +64,12 @@ class SmartTurnStream:
         self._samples = 0
         self._last_audio_at = 0.0
         self._resampler: rtc.AudioResampler | None = None
-        self._resampled_from = (SAMPLE_RATE, 1)
+        self._resampled_from: tuple[int, int] | None = None  # (rate, channels) it was made for
         self._pending: asyncio.Future[TurnDetectionEvent] | None = None
         self._closed = False
 
-    @property
-    def model(self) -> str:
-        return "smart-turn-v3.2"
-
-    @property
-    def provider(self) -> str:
-        return "pipecat-ai"
+    model = MODEL
+    provider = PROVIDER
 
     @property
     def is_fallback(self) -> bool:
