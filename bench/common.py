@@ -12,9 +12,12 @@ import wave
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from livekit.agents import TurnHandlingOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -42,21 +45,13 @@ PROFILES: dict[str, dict[str, str]] = {
 }
 
 
-def production_turn_handling() -> dict[str, Any]:
-    """The turn handling app/voice/agent/runner.py gives a session, from the app's settings
-    (environment included), for the bare sessions the bench compares ours with."""
+def production_turn_handling() -> TurnHandlingOptions:
+    """The turn handling our sessions get (app.voice.agent.turn, from the app's settings,
+    environment included), for the bare sessions the bench compares ours with."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
-    from django.conf import settings
+    from app.voice.agent.turn import turn_handling
 
-    return {
-        "turn_detection": "vad",
-        "endpointing": {
-            "min_delay": settings.VOICE_ENDPOINTING_DELAY,
-            "max_delay": settings.VOICE_ENDPOINTING_MAX_DELAY,
-        },
-        "interruption": {"mode": "vad"},
-        "preemptive_generation": {"preemptive_tts": settings.VOICE_PREEMPTIVE_TTS},
-    }
+    return turn_handling()
 
 
 def production_vad_min_silence() -> float:

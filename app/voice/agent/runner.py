@@ -17,7 +17,7 @@ from livekit.agents import Agent, AgentSession, CloseEvent, CloseReason, utils
 from app.voice.agent import event_bridge
 from app.voice.agent.livekit_gateway import AgentRoom, get_gateway
 from app.voice.agent.providers import build_providers
-from app.voice.agent.turn import turn_detection
+from app.voice.agent.turn import turn_handling
 from app.voice.models import EndReason
 from app.voice.sessions import store
 from app.voice.sessions.ending import end_session
@@ -94,15 +94,7 @@ class AgentRun:
             stt=providers.stt,
             llm=providers.llm,
             tts=providers.tts,
-            turn_handling={
-                "turn_detection": turn_detection(),
-                "endpointing": {
-                    "min_delay": settings.VOICE_ENDPOINTING_DELAY,
-                    "max_delay": settings.VOICE_ENDPOINTING_MAX_DELAY,
-                },
-                "interruption": {"mode": "vad"},
-                "preemptive_generation": {"preemptive_tts": settings.VOICE_PREEMPTIVE_TTS},
-            },
+            turn_handling=turn_handling(),
             session_close_transcript_timeout=CLOSE_TRANSCRIPT_TIMEOUT,
         )
         bridge = event_bridge.attach(self.session, self.publisher.publish)

@@ -8,6 +8,7 @@ from typing import Literal
 
 from django.conf import settings
 from django.core.signals import setting_changed
+from livekit.agents import TurnHandlingOptions
 
 from app.voice.agent.turn.detector import SmartTurnDetector
 from app.voice.agent.turn.model import SmartTurnModel
@@ -19,6 +20,20 @@ def turn_detection() -> Literal["vad"] | SmartTurnDetector:
     if settings.VOICE_TURN_DETECTION == "vad":
         return "vad"
     return SmartTurnDetector(SmartTurnModel(settings.VOICE_TURN_MODEL_PATH))
+
+
+def turn_handling() -> TurnHandlingOptions:
+    """A session's `turn_handling`: when a turn ends, how the person interrupts, and what
+    may start before the turn is sure to be over."""
+    return {
+        "turn_detection": turn_detection(),
+        "endpointing": {
+            "min_delay": settings.VOICE_ENDPOINTING_DELAY,
+            "max_delay": settings.VOICE_ENDPOINTING_MAX_DELAY,
+        },
+        "interruption": {"mode": "vad"},
+        "preemptive_generation": {"preemptive_tts": settings.VOICE_PREEMPTIVE_TTS},
+    }
 
 
 def _reset(*, setting: str, **_: object) -> None:
