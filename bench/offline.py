@@ -78,13 +78,13 @@ def _gateway_classes() -> tuple[type, type]:
     from fakes.livekit import FakeLiveKitGateway, FakeRoom
 
     class BenchRoom(FakeRoom):
-        async def start_session(self, session: Any, agent: Any, *, participant_identity: str) -> None:
-            self.person_identity = participant_identity
+        async def start_session(self, session: Any, agent: Any, **options: Any) -> None:
+            watch_metrics(session, _State.logs.setdefault(self.name, TurnLog()))
+            await super().start_session(session, agent, **options)
+
+        def make_microphone(self) -> Any:
             log = _State.logs.setdefault(self.name, TurnLog())
-            watch_metrics(session, log)
-            session.input.audio = TurnTakingMicrophone(_State.clip, _State.plan, self.speaker, log)
-            session.output.audio = self.speaker
-            await session.start(agent=agent, record=False)
+            return TurnTakingMicrophone(_State.clip, _State.plan, self.speaker, log)
 
     class Gateway(FakeLiveKitGateway):
         async def join_room(self, *, room: str, identity: str) -> Any:

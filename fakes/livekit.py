@@ -140,7 +140,7 @@ class FakeRoom:
     name: str
     person_identity: str | None = None
     script: PersonScript = field(default_factory=PersonScript)
-    microphone: ScriptedMicrophone | None = None
+    microphone: AudioInput | None = None
     speaker: SpeakerRecorder = field(default_factory=SpeakerRecorder)
     closed: bool = False
     session: AgentSession | None = None
@@ -172,7 +172,7 @@ class FakeRoom:
         text_input: TextInputCallback | None = None,
     ) -> None:
         self.person_identity = participant_identity
-        self.microphone = ScriptedMicrophone(self.script)
+        self.microphone = self.make_microphone()
         session.input.audio = self.microphone
         session.output.audio = self.speaker
         if transcription is not None:
@@ -184,6 +184,10 @@ class FakeRoom:
             session.output.transcription = self.synchronizer.text_output
         self.session, self.text_input = session, text_input
         await session.start(agent=agent, record=False)
+
+    def make_microphone(self) -> AudioInput:
+        """The person's microphone: the room's script (benchmarks bring their own)."""
+        return ScriptedMicrophone(self.script)
 
     async def person_types(self, text: str) -> None:
         """The person sends a typed line (LiveKit's text input for agents)."""
