@@ -5,12 +5,15 @@ Everything lands in ignored folders of the checkout (``.tools/``), never in git.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -176,10 +179,7 @@ def flite() -> Path:
 def smart_turn_model() -> Path:
     """The end-of-turn model: smart-turn v3.2 from the pipecat-ai wheel on PyPI (12 MB, not
     installed: only the 8.7 MB .onnx is kept, checked by its SHA-256)."""
-    import hashlib
-    import tempfile
-    import zipfile
-
+    # Imported here: the rest of setup runs before the app's dependencies are needed.
     from app.voice.agent.turn.model import MODEL_FILE, MODEL_SHA256
 
     target = Path(os.environ.get("VOICE_TURN_MODEL_PATH") or TOOLS / "models" / MODEL_FILE)
