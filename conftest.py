@@ -10,7 +10,8 @@ import pytest
 SUITES = {"unit": Path("tests/unit"), "e2e": Path("tests/e2e")}
 
 # Tests run with their own configuration, never with a developer's real keys.
-for name in ("OPENAI_API_KEY", "LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "DATABASE_URL",
+for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_STT_BASE_URL", "OPENAI_LLM_BASE_URL", "OPENAI_TTS_BASE_URL",
+             "OPENAI_LLM_MODEL", "LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "DATABASE_URL",
              "REDIS_URL", "CHANNEL_LAYERS", "VOICE_PROVIDERS", "DJANGO_ENV", "SYSTEM_PROMPT"):
     os.environ.pop(name, None)
 os.environ["DJANGO_ENV"] = "test"

@@ -1,7 +1,7 @@
 """Django settings, read from the environment once at start-up.
 
-Defaults run the whole stack locally against `livekit-server --dev` with fake
-providers; production (`DJANGO_ENV=production`) refuses to start without the
+Defaults run the whole stack locally against `livekit-server --dev` (the run command
+adds the offline OpenAI-compatible server when there is no key); production (`DJANGO_ENV=production`) refuses to start without the
 variables it needs and names the missing one (never its value).
 """
 
@@ -232,19 +232,29 @@ LIVEKIT_API_SECRET = _env("LIVEKIT_API_SECRET", "secret", required_in_production
 LIVEKIT_GATEWAY = "app.voice.agent.livekit_gateway.LiveKitGateway"
 LIVEKIT_TOKEN_TTL_SECONDS = _env_int("LIVEKIT_TOKEN_TTL_SECONDS", 900, minimum=60, maximum=86400)
 
-# Voice pipeline. A provider set is named (or given as a dotted path to a builder).
+# Voice pipeline. A provider set is named (or given as a dotted path to a builder): "openai",
+# the product, everywhere it runs; "fake" (scripted, in-process) for unit tests.
 OPENAI_API_KEY = _env("OPENAI_API_KEY")
-# Without a key the agent runs offline ("local": PocketSphinx, rule-based replies, flite);
-# production never falls back silently: it must name any set but openai to use it.
-VOICE_PROVIDERS = _env("VOICE_PROVIDERS", "openai" if OPENAI_API_KEY or PRODUCTION else "local")
-# The flite voice of the local set (rms, kal16, awb, slt). rms is the one the local
-# recogniser hears best through Opus (0.98 of the words; kal16 0.94, awb 0.87); kal16
-# synthesises ~10x faster (14 ms a sentence against ~130 ms) if latency matters more.
-VOICE_LOCAL_TTS_VOICE = _env("VOICE_LOCAL_TTS_VOICE", "rms")
-if VOICE_LOCAL_TTS_VOICE not in {"rms", "kal16", "awb", "slt"}:
-    raise ImproperlyConfigured("VOICE_LOCAL_TTS_VOICE must be one of rms, kal16, awb, slt")
-if PRODUCTION and VOICE_PROVIDERS == "openai" and not OPENAI_API_KEY:
-    raise ImproperlyConfigured("OPENAI_API_KEY must be set when VOICE_PROVIDERS=openai")
+# Where the openai set sends its requests: OpenAI when empty, or any server that speaks its
+# protocol. Without a key, `./dev.sh run` and the tests start the offline one
+# (offline_openai: Whisper, Piper, rule-based replies) and set this to it. Each service may
+# go elsewhere (e.g. chat to Ollama: OPENAI_LLM_BASE_URL=http://127.0.0.1:11434/v1 and
+# OPENAI_LLM_MODEL=llama3.2).
+OPENAI_BASE_URL = _env("OPENAI_BASE_URL")
+OPENAI_STT_BASE_URL = _env("OPENAI_STT_BASE_URL", OPENAI_BASE_URL)
+OPENAI_LLM_BASE_URL = _env("OPENAI_LLM_BASE_URL", OPENAI_BASE_URL)
+OPENAI_TTS_BASE_URL = _env("OPENAI_TTS_BASE_URL", OPENAI_BASE_URL)
+OPENAI_LLM_MODEL = _env("OPENAI_LLM_MODEL", "gpt-4o-mini")
+VOICE_PROVIDERS = _env("VOICE_PROVIDERS", "openai")
+_openai_without_key = [
+    name for name, url in (("OPENAI_STT_BASE_URL", OPENAI_STT_BASE_URL), ("OPENAI_LLM_BASE_URL", OPENAI_LLM_BASE_URL),
+                           ("OPENAI_TTS_BASE_URL", OPENAI_TTS_BASE_URL)) if not url
+]
+if PRODUCTION and VOICE_PROVIDERS == "openai" and not OPENAI_API_KEY and _openai_without_key:
+    raise ImproperlyConfigured(
+        "OPENAI_API_KEY must be set when VOICE_PROVIDERS=openai and a service goes to OpenAI "
+        f"({', '.join(_openai_without_key)} empty)"
+    )
 SYSTEM_PROMPT = _env(
     "SYSTEM_PROMPT",
     "You are a friendly, concise voice assistant. Answer in one or two short spoken "

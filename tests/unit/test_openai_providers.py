@@ -114,3 +114,27 @@ async def test_stt_transcribes_wav_audio_with_the_configured_model(providers, op
     assert b'name="model"' in body and openai_providers.STT_MODEL.encode() in body
     assert b'filename="file.wav"' in body and b"RIFF" in body and b"WAVE" in body
     assert b'name="language"' in body
+
+
+async def test_each_service_goes_to_the_server_its_setting_names(settings) -> None:
+    """OPENAI_BASE_URL sends every service to another OpenAI-compatible server (the offline
+    one, without a key), and a per-service URL overrides it (e.g. chat on Ollama)."""
+    settings.VOICE_PROVIDERS = "openai"
+    settings.OPENAI_API_KEY = ""
+    settings.OPENAI_STT_BASE_URL = settings.OPENAI_TTS_BASE_URL = "http://127.0.0.1:8090/v1"
+    settings.OPENAI_LLM_BASE_URL = "http://127.0.0.1:11434/v1"
+    settings.OPENAI_LLM_MODEL = "llama3.2"
+    local = "http://127.0.0.1:11434/v1"
+    with respx.mock(using="httpx2", base_url=local, assert_all_called=True) as ollama:
+        route = ollama.post("/chat/completions").mock(
+            return_value=httpx.Response(200, content=sse(delta("Hi")), headers={"content-type": "text/event-stream"})
+        )
+        providers = build_providers(INFO)
+        ctx = llm.ChatContext()
+        ctx.add_message(role="user", content="Hello")
+        async with providers.llm.chat(chat_ctx=ctx) as stream:
+            assert [chunk.delta.content async for chunk in stream if chunk.delta] == ["Hi"]
+    sent = json.loads(route.calls.last.request.content)
+    assert sent["model"] == "llama3.2"
+    assert route.calls.last.request.headers["authorization"] == f"Bearer {openai_providers.NO_KEY}"
+    assert providers.stt.provider == providers.tts.provider == "127.0.0.1:8090"

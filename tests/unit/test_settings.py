@@ -65,6 +65,15 @@ def test_production_with_fake_providers_needs_no_openai_key() -> None:
     assert settings_of({**env, "VOICE_PROVIDERS": "fake"})["DEBUG"] is False
 
 
+def test_production_on_another_openai_compatible_server_needs_no_key_unless_a_service_goes_to_openai() -> None:
+    env = {k: v for k, v in PRODUCTION.items() if k != "OPENAI_API_KEY"}
+    assert settings_of({**env, "OPENAI_BASE_URL": "http://speech.internal:8090/v1"})["DEBUG"] is False
+    # Chat elsewhere, but speech still to OpenAI: the key is needed, and the error says why.
+    result = load_settings({**env, "OPENAI_LLM_BASE_URL": "http://ollama.internal:11434/v1"})
+    assert result.returncode != 0
+    assert "OPENAI_API_KEY" in result.stderr and "OPENAI_STT_BASE_URL" in result.stderr
+
+
 def test_development_defaults_allow_the_flask_origin_and_sqlite() -> None:
     dev = settings_of({"DJANGO_ENV": "development"})
     assert FLASK_ORIGIN in dev["CORS_ALLOWED_ORIGINS"]

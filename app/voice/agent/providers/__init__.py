@@ -1,6 +1,6 @@
 """The one seam between the agent pipeline and the services it talks to.
 
-``settings.VOICE_PROVIDERS`` names a provider set ("openai", "local", "fake") or gives
+``settings.VOICE_PROVIDERS`` names a provider set ("openai", "fake") or gives
 a dotted path to a builder. The builder is imported lazily and re-read when the
 setting changes, so tests swap sets with ``override_settings``. A set's module may
 define ``prewarm()`` to load its models before the first session. Production code
@@ -25,7 +25,6 @@ from app.voice.sessions.info import SessionInfo
 
 BUILTIN_SETS = {
     "openai": "app.voice.agent.providers.openai.build",
-    "local": "app.voice.agent.providers.local.build",
     "fake": "fakes.providers.build",
 }
 
