@@ -14,7 +14,7 @@ from devtools import locks, setup
 from devtools.stack import ROOT, StackConfig, running_stack
 
 PYTEST_NO_TESTS = 5
-LINTED = ["app", "ui", "fakes", "devtools", "tests", "bench"]
+LINTED = ["app", "ui", "fakes", "devtools", "tests", "bench", "offline_openai"]
 # lint-imports (its console script, run with this interpreter on every platform); it reads
 # its contracts from pyproject.toml ([tool.importlinter]).
 LINT_IMPORTS = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
@@ -33,8 +33,9 @@ def _interrupt(*_: object) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     server = setup.for_run()
-    providers = setup.voice_providers()
-    setup.step(f"starting LiveKit, backend and UI (providers: {providers})")
+    offline = setup.offline_openai_needed()
+    where = "the offline OpenAI-compatible server (no OPENAI_API_KEY)" if offline else "OpenAI or OPENAI_BASE_URL"
+    setup.step(f"starting LiveKit, backend and UI (agent services: {where})")
     # Ctrl-C and SIGTERM (e.g. from a process manager) stop everything; SIGINT is set
     # explicitly because a shell starting us in the background leaves it ignored.
     signal.signal(signal.SIGINT, _interrupt)
@@ -43,14 +44,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         livekit_server=server,
         backend_port=args.backend_port,
         ui_port=args.ui_port,
-        extra_env={"VOICE_PROVIDERS": providers},
+        offline_openai=offline,
     )
     with running_stack(config) as stack:
         print(
             f"\n  Voice agent ready:  {stack.ui_url}/chat\n"
             f"  backend API:        {stack.backend_url}\n"
             f"  LiveKit:            {stack.livekit_url}\n"
-            f"  logs:               {config.log_dir}\n\n  Press Ctrl-C to stop.\n",
+            + (f"  offline OpenAI API: {stack.openai_url}\n" if stack.openai_url else "")
+            + f"  logs:               {config.log_dir}\n\n  Press Ctrl-C to stop.\n",
             flush=True,
         )
         try:

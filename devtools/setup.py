@@ -161,8 +161,8 @@ def postgres_bin() -> Path:
 
 
 def flite() -> Path:
-    """flite, the speech synthesiser of the offline `local` providers and of the test speech:
-    from PATH, else Debian's package. Elsewhere, say how to get it."""
+    """flite, which makes the browser tests' and benchmarks' synthetic speech: from PATH, else
+    Debian's package. Elsewhere, say how to get it."""
     found = shutil.which("flite")
     if not found and platform.system() == "Linux" and shutil.which("apt-get"):
         _apt_install("flite")
@@ -172,7 +172,7 @@ def flite() -> Path:
             "Darwin": "brew install flite",
             "Windows": "run the project in WSL2 (Debian or Ubuntu: apt-get install flite)",
         }.get(platform.system(), "install flite with your package manager")
-        raise SetupError(f"flite is not installed ({how}); it speaks for the offline `local` providers")
+        raise SetupError(f"flite is not installed ({how}); the tests make their speech with it")
     return Path(found)
 
 
@@ -201,33 +201,41 @@ def smart_turn_model() -> Path:
     return target
 
 
+def offline_models() -> None:
+    """The offline server's model files (Whisper tiny.en, the Piper voice), from the locked
+    wheels or the folder OFFLINE_OPENAI_MODELS names, checked against their SHA-256."""
+    from offline_openai.model_files import ModelFilesError, locate, verify
+
+    try:
+        files = verify(locate())
+    except ModelFilesError as exc:
+        raise SetupError(str(exc)) from None
+    print(f"    offline models checked (SHA-256): {files.whisper_dir}, {files.piper_model}", flush=True)
+
+
+def offline_openai_needed() -> bool:
+    """Whether `run` starts the offline OpenAI-compatible server: there is no key and no
+    other OpenAI-compatible server named, and the product's provider set is the one chosen."""
+    named = any(os.environ.get(name) for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"))
+    return not named and os.environ.get("VOICE_PROVIDERS", "openai") == "openai"
+
+
 def for_run() -> Path | None:
-    """What `run` needs: livekit-client, the end-of-turn model, and a LiveKit server unless
-    LIVEKIT_URL names one."""
+    """What `run` needs: livekit-client, the end-of-turn model, the offline models when they
+    will be used, and a LiveKit server unless LIVEKIT_URL names one."""
     livekit_client()
     smart_turn_model()
+    if offline_openai_needed():
+        offline_models()
     return None if os.environ.get("LIVEKIT_URL") else livekit_server()
 
 
-def voice_providers() -> str:
-    """The provider set `run` uses: VOICE_PROVIDERS, else openai with a key, else the offline
-    `local` set, or the scripted `fake` one where flite cannot be had."""
-    chosen = os.environ.get("VOICE_PROVIDERS") or ("openai" if os.environ.get("OPENAI_API_KEY") else "local")
-    if chosen != "local":
-        return chosen
-    try:
-        flite()
-    except SetupError as exc:
-        print(f"    {exc}\n    → using the `fake` providers: a scripted conversation, not your words", flush=True)
-        return "fake"
-    return chosen
-
-
 def for_tests() -> None:
-    """What `test` needs on top: the server binary always (tests start their own), Chromium,
-    flite (the offline voice and the test speech), Redis and PostgreSQL."""
+    """What `test` needs on top: the server binary always (tests start their own), the
+    offline models, Chromium, flite (the test speech), Redis and PostgreSQL."""
     livekit_client()
     smart_turn_model()
+    offline_models()
     livekit_server()
     chromium()
     flite()

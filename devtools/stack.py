@@ -1,5 +1,6 @@
-"""Start and stop the whole local stack: LiveKit dev server, Django ASGI (with the
-in-process agent) and the Flask UI, each on a free port, each ready before the next.
+"""Start and stop the whole local stack: LiveKit dev server, the offline OpenAI-compatible
+server when there is no key, Django ASGI (with the in-process agent) and the Flask UI, each
+on a free port, each ready before the next.
 
 The run command and the end-to-end test fixtures share this one launcher.
 """
@@ -222,6 +223,9 @@ class StackConfig:
     livekit_auto_create: bool = False
     # A PostgreSQL server of the stack's own (the folder of initdb/postgres), instead of database_url.
     postgres_bin: Path | None = None
+    # The offline OpenAI-compatible server (offline_openai), which the agent's openai
+    # providers are then pointed at: what runs when there is no OpenAI key.
+    offline_openai: bool = False
 
 
 @dataclass
@@ -232,6 +236,7 @@ class Stack:
     backend_urls: list[str] = field(default_factory=list)
     ui_url: str = ""
     redis_url: str = ""
+    openai_url: str = ""  # the offline OpenAI-compatible server's base URL, when the stack runs one
     database_url: str = ""  # the config's, or the stack's own PostgreSQL server's
     postgres_dir: Path | None = None
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
@@ -286,6 +291,17 @@ class Stack:
         self.redis_url = f"redis://127.0.0.1:{port}/0"
         wait_for_log(process, "Ready to accept connections", timeout=20)
 
+    def start_offline_openai(self) -> None:
+        if not self.config.offline_openai:
+            return
+        port = free_port()
+        cmd = [PYTHON, "-m", "offline_openai", "--host", "127.0.0.1", "--port", str(port)]
+        process = self._spawn("offline-openai", cmd, self._env())
+        url = f"http://127.0.0.1:{port}"
+        # Loading and checking the models takes a few seconds (more on a busy machine).
+        wait_for_http(f"{url}/healthz", timeout=90, process=process)
+        self.openai_url = f"{url}/v1"
+
     def start_postgres(self) -> None:
         """A throw-away PostgreSQL server: initdb into a temporary folder, postgres on a free
         loopback port (as an unprivileged user when we are root), one database `voice`.
@@ -339,6 +355,8 @@ class Stack:
             overrides["DATABASE_URL"] = self.database_url
         if self.redis_url:
             overrides["REDIS_URL"] = self.redis_url
+        if self.openai_url:
+            overrides["OPENAI_BASE_URL"] = self.openai_url
         if self.config.agent_workers:
             overrides["VOICE_AGENT_HOST"] = "dispatch"
         return self._env(**overrides)
@@ -399,6 +417,7 @@ class Stack:
         self.config.ui_port = self.config.ui_port or self.ports.reserve()
         try:
             self.start_livekit()
+            self.start_offline_openai()
             self.start_redis()
             self.start_postgres()
             self.start_backends()
