@@ -1,8 +1,9 @@
 """Django settings, read from the environment once at start-up.
 
-Defaults run the whole stack locally against `livekit-server --dev` (the run command
-adds the offline OpenAI-compatible server when there is no key); production (`DJANGO_ENV=production`) refuses to start without the
-variables it needs and names the missing one (never its value).
+Defaults run the whole stack locally against `livekit-server --dev` (the run command adds
+the offline OpenAI-compatible server when there is no key); production
+(`DJANGO_ENV=production`) refuses to start without the variables it needs and names the
+missing one (never its value).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from django.conf import settings
 from django.core.signals import setting_changed
+from livekit.agents.utils import http_context
 
 from app.voice.agent.livekit_gateway import get_gateway
 from app.voice.agent.providers import prewarm_providers
@@ -41,22 +42,35 @@ class AgentHost(Protocol):
 class InProcessHost:
     def __init__(self) -> None:
         self.runs: dict[str, AgentRun] = {}
-        self._watchers: set[asyncio.Task[None]] = set()
+        self._hosting: set[asyncio.Task[None]] = set()
 
     async def start(self, info: SessionInfo) -> None:
         run = AgentRun(info)
+        started = asyncio.get_running_loop().create_future()
         # A fresh context: the caller may be a request served through async_to_sync, whose
         # thread executor dies with the request; the session's tasks must not inherit it.
-        await asyncio.create_task(run.start(), context=contextvars.Context())
-        self.runs[info.session_id] = run
+        task = asyncio.create_task(self._host(run, started), context=contextvars.Context())
         # The task reference lives in a set: the loop itself only keeps weak ones.
-        task = asyncio.create_task(self._forget_when_ended(run))
-        self._watchers.add(task)
-        task.add_done_callback(self._watchers.discard)
+        self._hosting.add(task)
+        task.add_done_callback(self._hosting.discard)
+        await started
 
-    async def _forget_when_ended(self, run: AgentRun) -> None:
-        await run.ended.wait()
-        self.runs.pop(run.info.session_id, None)
+    async def _host(self, run: AgentRun, started: asyncio.Future[None]) -> None:
+        """The run's whole life, inside an HTTP session of its own: the plugins take theirs
+        (the realtime STT's socket) from the context, which a worker's job provides and
+        this process must."""
+        async with http_context.open():
+            try:
+                await run.start()
+            except BaseException as exc:
+                if not started.done():  # its caller may have gone (a cancelled request)
+                    started.set_exception(exc)
+                return
+            self.runs[run.info.session_id] = run
+            if not started.done():
+                started.set_result(None)
+            await run.ended.wait()
+            self.runs.pop(run.info.session_id, None)
 
     async def shutdown(self) -> None:
         """End every live session (reason: shutdown) before the process exits."""

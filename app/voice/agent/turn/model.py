@@ -27,7 +27,7 @@ class SmartTurnModel:
     """One onnxruntime session on one thread; `probability` may be called from any thread."""
 
     def __init__(self, path: Path | str) -> None:
-        import onnxruntime as ort  # type: ignore[import-untyped]
+        import onnxruntime as ort
 
         path = Path(path)
         if not path.is_file():
