@@ -82,47 +82,80 @@ class ScriptedMicrophone(AudioInput):
 
 
 class SpeakerRecorder(AudioOutput):
-    """The person's speaker: plays the agent's audio in real time and keeps it."""
+    """The person's speaker: plays the agent's audio in real time and keeps it.
+
+    It can pause, as the room's audio output (RoomIO) does: while paused the playhead
+    stands still, so a segment ends that much later (livekit-agents pauses the agent when
+    the person starts speaking over it, and resumes it if no turn follows)."""
 
     def __init__(self) -> None:
-        super().__init__(label="fake-speaker", capabilities=AudioOutputCapabilities(pause=False))
+        super().__init__(label="fake-speaker", capabilities=AudioOutputCapabilities(pause=True))
         self.frames: list[rtc.AudioFrame] = []
         self.first_audio_at: list[float] = []  # monotonic start time of each played segment
-        self._segment_started = 0.0
         self._segment_seconds = 0.0
+        self._flushed = False
+        self._played = 0.0  # seconds of the segment played before the last pause
+        self._playing_since: float | None = None  # monotonic; None while paused or idle
+        self._paused = False
         self._finish: asyncio.TimerHandle | None = None
 
     async def capture_frame(self, frame: rtc.AudioFrame) -> None:
         await super().capture_frame(frame)
         if not self._segment_seconds:
-            self._segment_started = time.monotonic()
-            self.first_audio_at.append(self._segment_started)
+            self.first_audio_at.append(time.monotonic())
+            self._played, self._flushed = 0.0, False
+            self._playing_since = None if self._paused else time.monotonic()
             self.on_playback_started(created_at=time.time())
         self._segment_seconds += frame.duration
         self.frames.append(frame)
+
+    def _position(self) -> float:
+        since = self._playing_since
+        return self._played + (time.monotonic() - since if since is not None else 0.0)
+
+    def _arm_finish(self) -> None:
+        if self._finish:
+            self._finish.cancel()
+            self._finish = None
+        if self._flushed and self._playing_since is not None:
+            remaining = self._segment_seconds - self._position()
+            self._finish = asyncio.get_running_loop().call_later(
+                max(0.0, remaining), self._finished, self._segment_seconds, False
+            )
 
     def flush(self) -> None:
         super().flush()
         if not self._segment_seconds:
             return
-        played = self._segment_seconds
-        remaining = played - (time.monotonic() - self._segment_started)
-        if self._finish:
-            self._finish.cancel()
-        self._finish = asyncio.get_running_loop().call_later(
-            max(0.0, remaining), self._finished, played, False
-        )
+        self._flushed = True
+        self._arm_finish()
+
+    def pause(self) -> None:
+        super().pause()
+        self._paused = True
+        if self._playing_since is not None:
+            self._played = min(self._segment_seconds, self._position())
+            self._playing_since = None
+            self._arm_finish()
+
+    def resume(self) -> None:
+        super().resume()
+        self._paused = False
+        if self._segment_seconds and self._playing_since is None:
+            self._playing_since = time.monotonic()
+            self._arm_finish()
 
     def clear_buffer(self) -> None:
         if not self._segment_seconds:
             return
         if self._finish:
             self._finish.cancel()
-        self._finished(min(self._segment_seconds, time.monotonic() - self._segment_started), True)
+        self._finished(min(self._segment_seconds, self._position()), True)
 
     def _finished(self, position: float, interrupted: bool) -> None:
         self._finish = None
         self._segment_seconds = 0.0
+        self._playing_since = None
         self.on_playback_finished(playback_position=position, interrupted=interrupted)
 
     def rms(self) -> float:

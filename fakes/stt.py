@@ -9,6 +9,11 @@ final comes ``final_delay`` seconds after the last speech it heard, whether or n
 session has decided yet that the turn is over (and never sooner, even when flushed); speech
 after that final, until the flush, is the rest of the same line. A flush with no speech
 heard since the last one sends nothing.
+
+With ``word_seconds`` set it only knows what reached it, as a real recogniser does: each
+word of an utterance takes that many seconds of speech, and a final holds as many words as
+the speech it heard covers, the utterance's last ones (audio the session replaced with
+silence, as at the start of the agent's first speech, takes its words with it).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class ScriptedSTT(stt.STT):
         utterances: Sequence[str] = DEFAULT_UTTERANCES,
         interim_interval: float = 0.3,
         final_delay: float = 0.0,
+        word_seconds: float | None = None,
     ) -> None:
         super().__init__(
             capabilities=stt.STTCapabilities(streaming=True, interim_results=True, manual_flush=True)
@@ -45,6 +51,7 @@ class ScriptedSTT(stt.STT):
         self._utterances = itertools.cycle(utterances)
         self.interim_interval = interim_interval
         self.final_delay = final_delay
+        self.word_seconds = word_seconds
 
     @property
     def provider(self) -> str:
@@ -129,13 +136,23 @@ class ScriptedSpeechStream(stt.RecognizeStream):
                 )
             )
 
+    def _heard_words(self) -> str:
+        """The utterance's words that the speech heard covers (all, unless word_seconds)."""
+        words, self._words = self._words, []
+        if (per_word := self._scripted.word_seconds) is not None:
+            words = words[len(words) - min(len(words), round(self._voiced / per_word)) :]
+        return " ".join(words)
+
+    def _send_final(self, text: str) -> None:
+        if text:
+            self._event_ch.send_nowait(_final(text, self._last_voiced_at))
+
     def _endpointed(self) -> None:
         """final_delay of quiet since the last speech: the line is final."""
         self._endpoint = None
         if self._words:
-            words, self._words = self._words, []
             self._said = True
-            self._event_ch.send_nowait(_final(" ".join(words), self._last_voiced_at))
+            self._send_final(self._heard_words())
 
     async def _finish_utterance(self) -> None:
         """The session's VAD says the person stopped: send the utterance as the final."""
@@ -145,11 +162,11 @@ class ScriptedSpeechStream(stt.RecognizeStream):
         if self._endpoint is not None:
             self._endpoint.cancel()
             self._endpoint = None
-        words, self._words = self._words, []
+        text = self._heard_words()
         ready_at = (self._last_voiced_at or 0.0) + self._scripted.final_delay
         if ready_at > time.time():
             await asyncio.sleep(ready_at - time.time())
-        self._event_ch.send_nowait(_final(" ".join(words), self._last_voiced_at))
+        self._send_final(text)
 
     async def aclose(self) -> None:
         if self._endpoint is not None:

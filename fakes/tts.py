@@ -25,13 +25,16 @@ def synthesize(text: str, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 class ToneTTS(tts.TTS):
-    def __init__(self, *, first_audio_delay: float = 0.0) -> None:
+    """``trailing_silence`` seconds of silence end each line, as real voices' audio does."""
+
+    def __init__(self, *, first_audio_delay: float = 0.0, trailing_silence: float = 0.0) -> None:
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=False),
             sample_rate=SAMPLE_RATE,
             num_channels=1,
         )
         self.first_audio_delay = first_audio_delay
+        self.trailing_silence = trailing_silence
 
     @property
     def model(self) -> str:
@@ -55,9 +58,11 @@ class ToneStream(tts.ChunkedStream):
             num_channels=1,
             mime_type="audio/pcm",
         )
-        delay = self._tts.first_audio_delay  # type: ignore[attr-defined]
-        await asyncio.sleep(delay)
-        pcm = synthesize(self.input_text)
+        voice = self._tts
+        assert isinstance(voice, ToneTTS)
+        await asyncio.sleep(voice.first_audio_delay)
+        silence = np.zeros(int(voice.trailing_silence * SAMPLE_RATE), dtype=np.int16)
+        pcm = np.concatenate([synthesize(self.input_text), silence])
         step = int(SAMPLE_RATE * CHUNK_SECONDS)
         for start in range(0, len(pcm), step):
             output_emitter.push(pcm[start : start + step].tobytes())

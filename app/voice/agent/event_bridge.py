@@ -7,7 +7,10 @@ One source per message kind, so nothing is sent twice: user transcripts from
 transcription that livekit-agents synchronises with playout (``text_output``), speaking
 events from the user and agent state changes, the agent's state from
 ``agent_state_changed``. A reply's latency comes from the session's own per-turn metrics
-(``ChatMessage.metrics`` of the person's turn and of the reply). Messages are numbered,
+(``ChatMessage.metrics`` of the person's turn and of the reply). A reply is marked
+interrupted only when words of it went unsaid: the session flags any reply it stopped,
+even in the silence after its last word, so the bridge also hears each reply's whole text
+on its way to the TTS (``tts_text_transforms``) and compares. Messages are numbered,
 finals are persisted, then everything goes to the session's channel-layer group,
 strictly in the order the session emitted them.
 """
@@ -18,12 +21,14 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from livekit.agents import room_io
 from livekit.agents.voice import io
+from livekit.agents.voice.agent_session import DEFAULT_TTS_TEXT_TRANSFORMS
+from livekit.agents.voice.transcription.text_transforms import TextTransforms
 
 from app.voice.contract import messages
 from app.voice.sessions import store
@@ -126,6 +131,24 @@ class SessionBridge:
         self._reply_open = True  # False from a reply's final line until the next reply starts
         self.text_output = SpokenText(self)
         self._typed_default = room_io.TextInputOptions().text_input_cb
+        # The whole texts of the replies the agent set out to say since its last final line.
+        self._whole_replies: list[list[str]] = []
+
+    @property
+    def tts_text_transforms(self) -> list[TextTransforms]:
+        """The session's ``tts_text_transforms``: the library's defaults, after a first one
+        that notes each reply's whole text (as written, like its transcript)."""
+        return [self._note_whole_reply, *DEFAULT_TTS_TEXT_TRANSFORMS]
+
+    async def _note_whole_reply(self, text: AsyncIterable[str]) -> AsyncIterator[str]:
+        """Pass a reply's text on to the TTS unchanged; once all of it has gone through, it
+        is the whole of what the agent meant to say (a reply cut off before its text was all
+        written has no whole text, and stays interrupted)."""
+        whole = ""
+        async for chunk in text:
+            whole += chunk
+            yield chunk
+        self._whole_replies.append(whole.split())
 
     def attach(self, session: AgentSession) -> None:
         session.on("user_input_transcribed", self._on_user_transcribed)
@@ -190,10 +213,10 @@ class SessionBridge:
         if not text.strip():
             return
         latency = self._latency(item.metrics)
+        interrupted = item.interrupted and text.split() not in self._whole_replies
         self._reply, self._sent, self._reply_open = "", "", False
-        self._publish(
-            messages.transcript("agent", text, final=True, interrupted=item.interrupted, latency=latency)
-        )
+        self._whole_replies.clear()
+        self._publish(messages.transcript("agent", text, final=True, interrupted=interrupted, latency=latency))
 
     def _note_spoken_turn(self, metrics: MetricsReport) -> None:
         """A spoken turn carries the session's measures of it; a typed one was noted on arrival."""

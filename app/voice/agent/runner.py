@@ -89,15 +89,22 @@ class AgentRun:
         self.room.on_participant_joined(self._on_participant_joined)
         self.room.on_connection_lost(self._on_connection_lost)
 
+        bridge = event_bridge.SessionBridge(self.publisher.publish)
         self.session = AgentSession(
             vad=providers.vad,
             stt=providers.stt,
             llm=providers.llm,
             tts=providers.tts,
             turn_handling=turn_handling(),
+            # No echo warm-up: the browser cancels the agent's echo itself (getUserMedia's
+            # echoCancellation), and during the library's warm-up (3 s from the agent's first
+            # sound) the recogniser hears silence instead of the person and they cannot
+            # interrupt: whoever talked over the greeting lost their words.
+            aec_warmup_duration=None,
+            tts_text_transforms=bridge.tts_text_transforms,
             session_close_transcript_timeout=CLOSE_TRANSCRIPT_TIMEOUT,
         )
-        bridge = event_bridge.attach(self.session, self.publisher.publish)
+        bridge.attach(self.session)
         self.session.on("close", self._on_session_close)
         await self.room.start_session(
             self.session,
