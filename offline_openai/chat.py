@@ -5,6 +5,7 @@ Tools are accepted and never called; token counts are word counts (no tokenizer 
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterable
@@ -102,8 +103,9 @@ class _Answer:
     async def stream(self, request: web.Request, *, include_usage: bool) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
-        for chunk in self.chunks(include_usage=include_usage):
-            await response.write(f"data: {chunk.model_dump_json(exclude_none=True)}\n\n".encode())
-        await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
+        with contextlib.suppress(ConnectionResetError):  # the client stopped reading: nobody to answer
+            for chunk in self.chunks(include_usage=include_usage):
+                await response.write(f"data: {chunk.model_dump_json(exclude_none=True)}\n\n".encode())
+            await response.write(b"data: [DONE]\n\n")
+            await response.write_eof()
         return response

@@ -82,9 +82,10 @@ MAX_MESSAGE_CHARS = 1 << 20
 HARD_MAX_MESSAGE_BYTES = 4 << 20
 # A client that sends but never reads would grow the outgoing queue without bound.
 MAX_UNSENT_EVENTS = 512
-# At most one interim decode per this much audio of a turn: each costs ~0.5 s of a core,
-# and one still running when the speaker stops delays the final by what it has left.
-INTERIM_SAMPLES = SAMPLE_RATE
+# At most one interim decode per this much audio of a turn: each costs ~0.1-0.2 s of a core
+# (a short window), and one still running when the speaker stops delays the final by what
+# it has left.
+INTERIM_SAMPLES = SAMPLE_RATE // 2
 # OpenAI refuses to commit less than this.
 MIN_COMMIT_MS = 100
 # Manual commits only (turn_detection null): the buffer keeps at most this much audio.

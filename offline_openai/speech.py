@@ -68,10 +68,15 @@ async def handle(request: web.Request) -> web.StreamResponse:
             async for samples in phrases:
                 await send(encoder.encode(samples))
         await send(encoder.finish())
+        if sse:  # no token counts offline: Piper has no tokens
+            usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+            await response.write(_sse({"type": "speech.audio.done", "usage": usage}))
+        await response.write_eof()
+    except ConnectionResetError:
+        # The client stopped listening (the agent cut a reply the person spoke over): the
+        # synthesis stops with it, and there is no one left to answer.
+        if not response.prepared:
+            raise
     finally:
         encoder.close()
-    if sse:  # no token counts offline: Piper has no tokens
-        usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
-        await response.write(_sse({"type": "speech.audio.done", "usage": usage}))
-    await response.write_eof()
     return response

@@ -8,6 +8,14 @@ differ)."""
 
 from __future__ import annotations
 
+# Whisper ends each hypothesis with a full stop or a question mark: "weather." then
+# "weather like in Paris": the same word, which must not break the agreement.
+TRAILING = ".,!?;:"
+
+
+def _bare(word: str) -> str:
+    return word.rstrip(TRAILING).lower()
+
 
 class LocalAgreement:
     def __init__(self) -> None:
@@ -20,9 +28,9 @@ class LocalAgreement:
         words = hypothesis.split()
         stable: list[str] = []
         for old, new in zip(self._previous, words, strict=False):
-            if old != new:
+            if _bare(old) != _bare(new):
                 break
-            stable.append(new)
+            stable.append(new.rstrip(TRAILING))
         self._previous = words
         if len(stable) <= len(self._emitted) or stable[: len(self._emitted)] != self._emitted:
             return ""
