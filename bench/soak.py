@@ -2,8 +2,9 @@
 nothing was lost or left behind. `python -m bench.soak --cycles N [--seed S]` (`./dev.sh soak N`).
 
 The stack: LiveKit, Redis, PostgreSQL, two web processes, two agent workers (the stack
-launcher's production shape), the scripted `fake` providers (the soak is about lifecycles,
-not words: the agent still hears speech through its VAD, transcribes it and answers).
+launcher's production shape) and the product's openai providers on the stack's offline
+OpenAI-compatible server (the soak is about lifecycles, but the agent really hears the
+visitors' speech, transcribes it with Whisper over the realtime socket and answers with Piper).
 Visitors are `bench.soak_client` processes: a LiveKit participant with a microphone plus the
 session's WebSocket.
 
@@ -77,11 +78,6 @@ HEARTBEAT_TIMEOUT = 4.0
 PARTICIPANT_TIMEOUT = 3.0
 # The stack's environment: short timeouts, so cleanup is quick and a run is bounded.
 SOAK_ENV = {
-    "VOICE_PROVIDERS": "fake",
-    "FAKE_STT_DELAY": "0.1",
-    "FAKE_LLM_FIRST_TOKEN_DELAY": "0.1",
-    "FAKE_LLM_TOKEN_INTERVAL": "0.01",
-    "FAKE_TTS_FIRST_AUDIO_DELAY": "0.1",
     "VOICE_HEARTBEAT_INTERVAL": "1",
     "VOICE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
     "VOICE_PARTICIPANT_TIMEOUT": str(PARTICIPANT_TIMEOUT),
@@ -486,6 +482,7 @@ def soak_config(log_dir: Path, extra_env: dict[str, str] | None = None) -> Stack
         backends=2,
         agent_workers=2,
         extra_env={**SOAK_ENV, **(extra_env or {})},
+        offline_openai=True,
     )
 
 

@@ -1,5 +1,6 @@
 """The real stack for browser tests: LiveKit dev server, Django ASGI with the in-process
-agent (the offline `local` providers: Silero VAD, PocketSphinx, rule-based replies, flite),
+agent (the product's openai providers, pointed at the stack's offline OpenAI-compatible server:
+Silero VAD, Whisper tiny.en, rule-based replies, Piper),
 the Flask UI, and Debian's Chromium with a fake microphone that says a known sentence.
 Started once per test session by the same launcher as the run command; artifacts (logs,
 screenshots, recordings) under artifacts/e2e/.

@@ -1,5 +1,5 @@
 """Scripted conversations: declared as data, run in real Chromium against the real stack with
-the offline `local` providers, and reported turn by turn.
+the product's openai providers on the offline OpenAI-compatible server, and reported turn by turn.
 
 Each conversation is a fake-microphone recording (what the person says, with pauses for
 the agent to answer) and, per turn, the words expected in the person's final line and in
@@ -35,6 +35,7 @@ from tests.e2e.speech import (
     Recording,
     Utterance,
     content_words,
+    human,
     recognize,
     recording,
     share_heard,
@@ -72,6 +73,11 @@ def _turn(text: str, user: str, agent: str, **kw: Any) -> Turn:
     return Turn(Utterance(text, **say_options), frozenset(user.split()), frozenset(agent.split()), **kw)
 
 
+def _human_turn(name: str, user: str, agent: str, *, pause_after: float, **kw: Any) -> Turn:
+    """A turn spoken by a real person (a recording of tests/data/human)."""
+    return Turn(human(name, pause_after=pause_after), frozenset(user.split()), frozenset(agent.split()), **kw)
+
+
 CONVERSATIONS = {
     c.name: c
     for c in [
@@ -85,6 +91,15 @@ CONVERSATIONS = {
                       voice="rms", stretch=0.8, pause_after=8.0),
                 _turn("Thank you very much, goodbye.", "very much goodbye", "goodbye talking",
                       voice="awb", stretch=1.1, pause_after=7.0),
+            ),
+        ),
+        Conversation(
+            # Real people, not synthetic voices: a read sentence, then a digit string.
+            "real-people",
+            (
+                _human_turn("librivox_0930.wav", "might even made amiable himself", "amiable himself",
+                            pause_after=9.0),
+                _human_turn("cards_005.wav", "eight spades four seven hearts", "spades hearts", pause_after=9.0),
             ),
         ),
         Conversation(
@@ -120,7 +135,8 @@ class Report:
     greeting: str | None
     turns: list[TurnReport]
     stored: list[dict[str, Any]]
-    shown: list[tuple[str, str]] = field(default_factory=list)  # the final lines on the page, in order
+    shown: list[tuple[str, str]] = field(default_factory=list)  # the final lines the socket sent, in order
+    on_page: list[tuple[str, str]] = field(default_factory=list)  # the lines the page's transcript shows
 
     @property
     def problems(self) -> list[str]:
@@ -181,6 +197,10 @@ def run(conversation: Conversation, stack: Stack, browser_type: BrowserType, **l
             pass  # report what did happen: the missing lines show up as problems
         agents, users = agent_finals(page), user_finals(page)
         shown = page.evaluate("window.voiceAgent.messages.filter(m => m.final === true).map(m => [m.role, m.text])")
+        on_page = page.evaluate(
+            "[...document.querySelectorAll('#transcript .line.user, #transcript .line.agent')]"
+            ".map(l => [l.dataset.role, l.querySelector('.text').textContent])"
+        )
         heard = page_audio.heard(page)
         page.screenshot(path=ARTIFACTS / f"conversation-{conversation.name}.png", full_page=True)
         write_wav(ARTIFACTS / f"conversation-{conversation.name}-agent-audio.wav", heard.agent, heard.rate)
@@ -191,6 +211,7 @@ def run(conversation: Conversation, stack: Stack, browser_type: BrowserType, **l
         browser.close()
     report = _report(conversation, session_id, agents, users, heard, transcript["entries"])
     report.shown = [tuple(line) for line in shown]
+    report.on_page = [tuple(line) for line in on_page]
     return report
 
 

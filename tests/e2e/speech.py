@@ -1,5 +1,6 @@
 """Speech for the browser tests: fake-microphone recordings of known sentences (flite voices
-at several rates), and recognition of what a page heard, with the agent's own recogniser.
+at several rates, and real people's recordings), and recognition of what a page heard, with
+the offline server's recogniser (Whisper tiny.en).
 
 A recording is a timeline: a pause, a sentence, a pause, the next sentence... Chromium plays
 it as the microphone (in a loop, or once with ``%noloop``), so a test knows what the person
@@ -10,25 +11,30 @@ so a missed "a" or "at" must not fail a test, but another sentence's words must.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import re
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from faster_whisper import WhisperModel
 
-from app.voice.agent.providers.local.sphinx import Recognizer
-from devtools.speech import resample, synthesize, write_wav
+from devtools.speech import read_wav, resample, synthesize, write_wav
 from devtools.stack import ROOT
+from offline_openai.model_files import locate
+from offline_openai.wer import normalise
 
 AUDIO_DIR = ROOT / "artifacts" / "audio"
+HUMAN_DIR = ROOT / "tests" / "data" / "human"
+HUMAN_TRANSCRIPTS: dict[str, str] = json.loads((HUMAN_DIR / "transcripts.json").read_text())
 MIC_RATE = 48000
 STT_RATE = 16000
 # Words too short or too common to tell two sentences apart (and the ones the recogniser
 # most often mishears: "a", "at", "the").
 STOPWORDS = frozenset(
-    "a an and are at be but by can do for i i'm in is it me my of on or so that the this to "
-    "was what you your you're said".split()
+    "a an and are at be but by can do for i im in is it me my of on or so that the this to "
+    "was what you your youre said".split()
 )
 
 
@@ -40,7 +46,8 @@ WORD_SHARE = 0.75
 
 
 def words(text: str) -> list[str]:
-    return re.findall(r"[a-z']+", text.lower())
+    """The words of `text`, normalised as the word error rate is (digits spelt out)."""
+    return normalise(text)
 
 
 def content_words(text: str) -> set[str]:
@@ -55,12 +62,24 @@ def share_heard(expected: str, heard: str) -> float:
 
 @dataclass(frozen=True)
 class Utterance:
-    """One sentence of a recording, and the silence after it."""
+    """One sentence of a recording, and the silence after it: made with flite, or (`human`
+    names a file of tests/data/human) a real person's recording, whose words are `text`."""
 
     text: str
     voice: str = "rms"  # a flite voice: rms, kal16, awb, slt
     stretch: float = 1.0  # flite's duration_stretch: < 1 faster, > 1 slower
     pause_after: float = 6.0
+    human: str = ""
+
+    def samples(self, rate: int) -> np.ndarray:
+        if self.human:
+            return resample(*read_wav(HUMAN_DIR / self.human), rate)
+        return synthesize(self.text, voice=self.voice, stretch=self.stretch, rate=rate)
+
+
+def human(name: str, *, pause_after: float = 6.0) -> Utterance:
+    """A real person's recording (tests/data/human) with its reference transcript."""
+    return Utterance(HUMAN_TRANSCRIPTS[name], pause_after=pause_after, human=name)
 
 
 @dataclass(frozen=True)
@@ -87,7 +106,7 @@ def recording(utterances: list[Utterance], *, lead: float = 2.5, name: str = "sp
     parts = [np.zeros(int(lead * MIC_RATE), np.int16)]
     spans, t = [], lead
     for utterance in utterances:
-        speech = synthesize(utterance.text, voice=utterance.voice, stretch=utterance.stretch, rate=MIC_RATE)
+        speech = utterance.samples(MIC_RATE)
         spans.append((t, t + len(speech) / MIC_RATE))
         t += len(speech) / MIC_RATE + utterance.pause_after
         parts += [speech, np.zeros(int(utterance.pause_after * MIC_RATE), np.int16)]
@@ -101,11 +120,15 @@ def sound_file(name: str, samples: np.ndarray, rate: int = MIC_RATE) -> Path:
     return write_wav(AUDIO_DIR / f"{name}.wav", samples, rate)
 
 
-_recognizer: Recognizer | None = None
+@functools.cache
+def _whisper() -> WhisperModel:
+    return WhisperModel(str(locate().whisper_dir), device="cpu", compute_type="int8", cpu_threads=1)
 
 
 def recognize(samples: np.ndarray, rate: int) -> str:
-    """What the agent's recogniser hears in this audio ("" for nothing credible)."""
-    global _recognizer
-    _recognizer = _recognizer or Recognizer()
-    return _recognizer.recognize(resample(samples, rate, STT_RATE).tobytes())
+    """What Whisper hears in this audio ("" for nothing credible: its VAD filter drops silence)."""
+    audio = resample(samples, rate, STT_RATE).astype(np.float32) / 32768.0
+    segments, _ = _whisper().transcribe(
+        audio, language="en", beam_size=1, condition_on_previous_text=False, vad_filter=True
+    )
+    return " ".join(segment.text.strip() for segment in segments)

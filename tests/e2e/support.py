@@ -153,19 +153,17 @@ def final_lines(page: Page, role: str) -> list[str]:
 @contextlib.contextmanager
 def separate_stack(name: str, artifacts_dir: Path, folder: Path, **config: Any) -> Iterator[Stack]:
     """A whole stack with its own database (in `folder`) and logs (artifacts/e2e/logs/<name>),
-    with the offline `local` providers: the agent hears and speaks real words. `config` adds
-    to the StackConfig, and `extra_env` to its environment."""
-    extra_env = {
-        "VOICE_PROVIDERS": "local",
-        "VOICE_PARTICIPANT_TIMEOUT": "20",
-        **config.pop("extra_env", {}),
-    }
+    with the product's openai providers pointed at the stack's own offline OpenAI-compatible
+    server: the agent hears (Whisper) and speaks (Piper) real words through the production
+    plugin code. `config` adds to the StackConfig, and `extra_env` to its environment."""
+    extra_env = {"VOICE_PARTICIPANT_TIMEOUT": "20", **config.pop("extra_env", {})}
     with running_stack(
         StackConfig(
             livekit_server=setup.livekit_server(),
             log_dir=artifacts_dir / "logs" / name,
             database_url=f"sqlite:///{folder / (name + '.sqlite3')}",
             extra_env=extra_env,
+            offline_openai=True,
             **config,
         )
     ) as running:

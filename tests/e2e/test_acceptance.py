@@ -1,6 +1,7 @@
 """What a visitor can do and see, end to end, against the real stack: livekit-server
---dev, Django/Channels with the in-process agent (the offline `local` providers: Silero VAD,
-PocketSphinx, rule-based replies, flite), the Flask UI, and Debian Chromium whose fake
+--dev, Django/Channels with the in-process agent (the product's openai providers through
+livekit-plugins-openai, pointed at the offline OpenAI-compatible server: Silero VAD, realtime
+Whisper tiny.en, rule-based replies, Piper), the Flask UI, and Debian Chromium whose fake
 microphone says a known sentence. Start shows each step (token, room, session, transcript
 socket); the person's words appear (interim, then final) on the page, on the socket and in
 the database; the agent greets and answers in words that the page really hears; Stop (or
@@ -33,8 +34,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserType, Page, expect
 
-from app.voice.agent.providers.local.rule_based_replies import GREETING, reply_to
 from devtools.stack import Stack
+from offline_openai.replies import GREETING, reply_to
 from tests.e2e import page_audio
 from tests.e2e.conversations import launch_browser
 from tests.e2e.crosstalk import SessionView, cross_talk

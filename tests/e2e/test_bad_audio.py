@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from playwright.sync_api import BrowserType, expect
 
-from app.voice.agent.providers.local.rule_based_replies import GREETING
 from devtools.speech import synthesize
 from devtools.stack import Stack
+from offline_openai.replies import GREETING
 from tests.e2e import page_audio
 from tests.e2e.conversations import launch_browser
 from tests.e2e.speech import MIC_RATE, sound_file

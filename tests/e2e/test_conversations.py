@@ -1,4 +1,4 @@
-"""Scripted conversations in real Chromium with the offline `local` providers: the words the
+"""Scripted conversations in real Chromium with the product's openai providers on the offline server: the words the
 person said are on the page, the agent's answers are heard in the page as words, each turn
 is answered within its latency budget, and a barge-in stops the agent.
 
@@ -24,6 +24,7 @@ def test_scripted_conversation(
     report = run(CONVERSATIONS[name], stack, browser_type, **browser_type_launch_args)
     print("\n" + report.render())
     assert not report.problems, report.render()
-    # History holds exactly the final lines the page showed, in the same order.
+    # The page, the socket and history hold the same final lines, in the same order.
+    assert report.on_page == report.shown
     assert [(entry["role"], entry["text"]) for entry in report.stored] == report.shown
     assert len(report.shown) == 1 + 2 * len(report.turns)

@@ -12,9 +12,9 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, Route, expect
 
-from app.voice.agent.providers.local.rule_based_replies import GREETING
 from app.voice.contract import rules
 from devtools.stack import Stack
+from offline_openai.replies import GREETING
 from tests.e2e.support import Api, unique, wait_until
 
 AUDIBLE_RMS = 0.02

@@ -1,5 +1,5 @@
 """The chat page's microphone controls and its text box, in Debian Chromium against the real
-stack with the offline `local` providers (the agent really hears words): mute (a muted
+stack with the openai providers on the offline server (the agent really hears words): mute (a muted
 person is not heard), input and output devices (Chromium's fake devices; a device that
 disappears is simulated with a `devicechange` event), and a text-only conversation when the
 microphone is denied. Each new state is saved as a screenshot under artifacts/e2e/.
@@ -12,8 +12,8 @@ from typing import Any
 
 from playwright.sync_api import Browser, BrowserType, Page, expect
 
-from app.voice.agent.providers.local.rule_based_replies import GREETING
 from devtools.stack import Stack
+from offline_openai.replies import GREETING
 from tests.e2e import page_audio
 from tests.e2e.conversations import launch_browser
 from tests.e2e.speech import Utterance, content_words, recording, words

@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from app.voice.agent.providers.local.rule_based_replies import GREETING
 from devtools.stack import Stack
+from offline_openai.replies import GREETING
 from tests.e2e.support import Api, unique
 
 

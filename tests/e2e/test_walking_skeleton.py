@@ -6,8 +6,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from app.voice.agent.providers.local.rule_based_replies import GREETING, reply_to
 from devtools.stack import Stack
+from offline_openai.replies import GREETING, reply_to
 from tests.e2e.speech import WORD_SHARE, Recording, share_heard
 from tests.e2e.support import Api
 
