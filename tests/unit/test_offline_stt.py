@@ -224,7 +224,14 @@ def test_local_agreement_only_appends_agreed_words() -> None:
     assert agreement.update("For Queen of clubs.") == " of"
     assert agreement.update("Four queen of clubs.") == ""  # disagrees with what was emitted
     assert agreement.update("For Queen of clubs.") == ""  # "clubs." agreed, but after a divergence
-    assert agreement.update("For Queen of clubs. Two") == " clubs."
+    assert agreement.update("For Queen of clubs. Two") == " clubs"
+
+
+def test_local_agreement_ignores_the_full_stop_whisper_ends_each_hypothesis_with() -> None:
+    agreement = LocalAgreement()
+    assert agreement.update("What is the weather.") == ""
+    assert agreement.update("What is the weather like?") == "What is the weather"
+    assert agreement.update("What is the weather like in Paris?") == " like"
 
 
 # ---- POST /v1/audio/transcriptions ----------------------------------------------------------
