@@ -239,13 +239,15 @@ def _report(
             report.problems.append("the page never heard the person say it")
             continue
         speech_end = mic_spans[n][1]
-        replies = [span for span in heard.agent_spans if span[0] > speech_end]
+        # The answer: the agent's audio from the end of this turn to the start of the next
+        # (its phrases may be apart by more than the spans' merge gap: "You said: ...").
+        next_start = mic_spans[n + 1][0] if n + 1 < len(mic_spans) else float("inf")
+        replies = [span for span in heard.agent_spans if speech_end < span[0] < next_start]
         if not replies:
             report.problems.append("no agent audio after the person spoke")
             continue
-        reply = replies[0]
-        report.latency = reply[0] - speech_end
-        report.agent_heard = recognize(heard.agent_audio(*reply), heard.rate)
+        report.latency = replies[0][0] - speech_end
+        report.agent_heard = recognize(heard.agent_audio(replies[0][0], replies[-1][1]), heard.rate)
         if report.agent_line and share_heard(report.agent_line, report.agent_heard) < WORD_SHARE:
             report.problems.append(f"the page heard {report.agent_heard!r}, not {report.agent_line!r}")
         if report.latency > turn.budget:
