@@ -33,7 +33,7 @@ from offline_openai.stt import SpeechRecognition
 from offline_openai.stt.agreement import LocalAgreement
 from offline_openai.stt.endpointing import PAUSE_SAMPLES, Endpointer, Paused, Resumed, Started, Stopped, TurnSettings
 from offline_openai.stt.vad import WINDOW
-from offline_openai.stt.whisper import Segment, believable
+from offline_openai.stt.whisper import Segment, believable, once
 from offline_openai.stt.worker import DecodeWorker
 from offline_openai.wer import normalise, pooled_wer, wer
 
@@ -292,3 +292,10 @@ async def test_transcriptions_refuses_more_than_25_mib(server: TestClient[Any, A
     )
     assert response.status == 413
     assert (await response.json())["error"]["type"] == "request_too_large"
+
+
+def test_a_decoding_loop_is_said_once_but_a_repeated_word_is_speech() -> None:
+    assert once("10 of close 10 of close") == "10 of close"
+    assert once("10 of clubs. 10 of clubs.") == "10 of clubs."
+    assert once("Five, five.") == "Five, five."
+    assert once("Go forward 10 meters.") == "Go forward 10 meters."
