@@ -357,6 +357,11 @@ class Stack:
             overrides["REDIS_URL"] = self.redis_url
         if self.openai_url:
             overrides["OPENAI_BASE_URL"] = self.openai_url
+            # Speech started on the final transcript, before the turn is sure to be over: off
+            # with OpenAI (a paid call thrown away whenever the person goes on), on offline,
+            # where it costs a little CPU and hides the synthesis (bench/README.md).
+            if "VOICE_PREEMPTIVE_TTS" not in {**os.environ, **self.config.extra_env}:
+                overrides["VOICE_PREEMPTIVE_TTS"] = "1"
         if self.config.agent_workers:
             overrides["VOICE_AGENT_HOST"] = "dispatch"
         return self._env(**overrides)
