@@ -1,4 +1,4 @@
-"""python -m bench {latency,live,browser,capacity,api,sweep,all} [--quick]"""
+"""python -m bench {latency,live,browser,capacity,api,sweep,wer,offline-server,all} [--quick]"""
 
 from __future__ import annotations
 
@@ -15,14 +15,16 @@ def main(argv: list[str] | None = None) -> int:
         "what",
         choices=[
             "latency", "live", "browser", "capacity", "capacity-dispatch", "api", "sweep",
-            "profile", "endpointing", "all",
+            "profile", "endpointing", "wer", "offline-server", "all",
         ],
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run (< ~60 s per part), few turns")
     parser.add_argument("--turns", type=int, default=None)
     parser.add_argument("--profiles", default="zero,openai")
     parser.add_argument("--py-spy", action="store_true", help="profile: sample the session with py-spy")
-    parser.add_argument("--providers", default="fake", help="capacity-dispatch: fake or local")
+    parser.add_argument(
+        "--providers", default="fake", help="capacity-dispatch: fake, or offline (the openai set on the offline server)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="capacity-dispatch: agent worker processes")
     parser.add_argument("--out", default=None, help="result file name (bench/results/<out>.json)")
     args = parser.parse_args(argv)
@@ -44,9 +46,11 @@ def main(argv: list[str] | None = None) -> int:
 
         live.latency_main(turns, profiles, "latency_live" + suffix)
     if args.what in ("browser",):
-        from bench import browser
+        from bench import browser, common
 
-        browser.main(turns, profiles, args.out or "latency_browser" + suffix)
+        offline = all(p in common.OFFLINE_PROFILES for p in profiles)
+        name = "latency_browser_offline" if offline else "latency_browser"
+        browser.main(turns, profiles, args.out or name + suffix)
     if args.what in ("capacity",):
         from bench import capacity
 
@@ -65,6 +69,14 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             providers=args.providers,
         )
+    if args.what == "wer":
+        from bench import wer
+
+        wer.main(args.quick, args.out or "wer" + suffix)
+    if args.what == "offline-server":
+        from bench import offline_server
+
+        offline_server.main(args.quick, args.out or "offline_server" + suffix)
     if args.what in ("api",):
         from bench import api
 

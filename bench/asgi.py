@@ -31,12 +31,14 @@ def _stamped_publish(self: Any, message: dict) -> None:
     _publish(self, message)
 
 
-_attach = event_bridge.attach
+_attach = event_bridge.SessionBridge.attach
 
 
-def _attach_with_metrics(session: Any, publish: Any) -> Any:
-    bridge = _attach(session, publish)
-    session_id = getattr(getattr(publish, "__self__", None), "session_id", "")
+def _attach_with_metrics(self: Any, session: Any) -> None:
+    """The bridge's own subscription, plus one that records each message's metrics (the
+    runner builds a SessionBridge and attaches it to its session)."""
+    _attach(self, session)
+    session_id = getattr(getattr(self._publish, "__self__", None), "session_id", "")
 
     def on_item(ev: Any) -> None:
         item = ev.item
@@ -51,9 +53,7 @@ def _attach_with_metrics(session: Any, publish: Any) -> Any:
             )
 
     session.on("conversation_item_added", on_item)
-    return bridge
 
 
 event_bridge.TranscriptPublisher.publish = _stamped_publish  # type: ignore[method-assign]
-event_bridge.attach = _attach_with_metrics
-
+event_bridge.SessionBridge.attach = _attach_with_metrics  # type: ignore[method-assign]

@@ -9,11 +9,12 @@ speech = end of a mic speech burst; first agent audio = the next loud agent bloc
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from bench import common
-from bench.live import bench_stack, describe
+from bench.live import attach_metrics, bench_stack, describe, line, read_probe
 from bench.turns import TurnLog
 from devtools import setup
 
@@ -45,6 +46,7 @@ async () => {
   const ctx = new AudioContext();
   await ctx.audioWorklet.addModule(URL.createObjectURL(new Blob([worklet], {type: 'application/javascript'})));
   await ctx.resume();
+  window.__benchCtx = ctx;
   window.__benchEdges = [];
   const probe = (stream, src, thr) => {
     const node = new AudioWorkletNode(ctx, 'edge', {processorOptions: {thr}});
@@ -91,12 +93,19 @@ def turns_from_edges(edges: list[dict[str, Any]]) -> TurnLog:
 def run(profile: str, turns: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    reply = len("You said: " + common.STT_UTTERANCE) * 0.055
-    # Room for the reply before the loop speaks again, also with a 1 s end-of-turn window.
-    expected = 2.4 if profile == "openai" else 1.4
+    if profile in common.OFFLINE_PROFILES:
+        # What the rule-based replies say to the clip, read by Piper (~14 characters a second).
+        from offline_openai.replies import reply_to
+
+        reply, expected = len(reply_to(common.USER_SPEECH)) * 0.075, 2.0
+    else:
+        reply = len("You said: " + common.STT_UTTERANCE) * 0.055
+        # Room for the reply before the loop speaks again, also with a 1 s end-of-turn window.
+        expected = 2.4 if profile == "openai" else 1.4
     period = round(0.5 + common.speech_clip(48000).seconds + expected + reply + 1.2, 1)
     wav, _, _ = common.browser_wav(period)
     print(f"== browser (Chromium fake mic, real stack), profile {profile}: loop {period} s, ~{turns} turns")
+    load_start = os.getloadavg()  # the machine is shared: each profile's run says how busy it was
     with bench_stack(profile, with_ui=True) as stack, sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(setup.chromium()),
@@ -110,29 +119,32 @@ def run(profile: str, turns: int) -> dict[str, Any]:
             page.get_by_role("button", name="Start").click()
             page.wait_for_selector("#agent-audio", state="attached", timeout=60_000)
             page.evaluate(START_PROBES)
+            # The page's audio clock against the wall clock, to join the session's metrics.
+            ctx_time, wall = page.evaluate("() => [window.__benchCtx.currentTime, Date.now() / 1000]")
             deadline = time.monotonic() + (turns + 2) * period + 10
             while time.monotonic() < deadline:
                 page.wait_for_timeout(2000)
                 if len(turns_from_edges(page.evaluate("window.__benchEdges")).speech_ends) >= turns + 1:
                     break
             edges = page.evaluate("window.__benchEdges")
+            session_id = page.evaluate("window.voiceAgent.sessionId")
             page.get_by_role("button", name="Stop").click()
             page.wait_for_timeout(500)
         finally:
             browser.close()
+        records = read_probe(stack.probe_file)
     log = turns_from_edges(edges)
+    log.wall_minus_mono = wall - ctx_time  # the log's times are the page's audio clock
+    attach_metrics(log, records, session_id)
     log.speech_ends, log.speech_starts = (
         log.speech_ends[1 : turns + 1],
         log.speech_starts[1 : turns + 1],
     )  # 1st may overlap the greeting
     d = describe(log)
     d["loop_period_s"] = period
-    s = d["voice_to_voice"]
-    print(
-        f"  browser n={s['n']:>2}  p50 {common.fmt(s['p50'])}  p95 {common.fmt(s['p95'])}"
-        f"  unanswered={d['unanswered']}",
-        flush=True,
-    )
+    d["loadavg"] = {"start": load_start, "end": os.getloadavg()}
+    load = f"load {load_start[0]:.1f} -> {d['loadavg']['end'][0]:.1f}"
+    print(line("browser", d) + f"  unanswered={d['unanswered']}  {load}", flush=True)
     return d
 
 

@@ -4,13 +4,15 @@ exceeds 2x the single-session p95 or errors appear. CPU and memory come from /pr
 of the backend (which hosts every agent), livekit-server, and this driver (the bots).
 The WS fan-out latency (bridge hand-over → bot's WebSocket) is measured at every step.
 
-`python -m bench capacity-dispatch [--providers fake|local]`: the production shape. The
+`python -m bench capacity-dispatch [--providers fake|offline]`: the production shape. The
 agents run in dispatched livekit-agents workers (`python -m app.voice.agent.worker start`,
 WORKERS processes, each job a process of its own), with Redis as the channel layer. The
 workers are pinned to the last core (`taskset`), this driver, its bots, livekit-server,
 Redis and the web process to the others, so the agents' CPU is their own. Agent CPU and
 memory are those of the worker process trees (memory as PSS: shared pages split fairly
-between the processes that map them)."""
+between the processes that map them). `offline`: the production openai providers against
+the stack's offline OpenAI-compatible server, which runs with the rest on the other cores
+(so the agent core's figures leave Whisper and Piper out; bench.offline_server has those)."""
 
 from __future__ import annotations
 
@@ -118,6 +120,7 @@ class DispatchStack(BenchStack):
         try:
             self.start_postgres()  # with no server of its own: the config's database_url
             self.start_livekit()
+            self.start_offline_openai()  # when the config asks for it: --providers offline
             self.start_redis()
             self.start_backend()
             self.start_agent_workers()
@@ -149,10 +152,12 @@ def dispatch_stack(profile: str, providers: str, workers: int) -> Iterator[Dispa
     tmp = Path(tempfile.mkdtemp(prefix="bench-dispatch-"))
     probe = tmp / "probe.jsonl"
     probe.touch()
+    if providers not in ("fake", "offline"):
+        raise SystemExit(f"capacity-dispatch: providers fake or offline, not {providers!r}")
+    offline = providers == "offline"  # the production openai set, on the stack's offline server
+    fake = {**common.PROFILES[profile], "FAKE_STT_UTTERANCES": common.STT_UTTERANCE, "VOICE_PROVIDERS": "fake"}
     env = {
-        **common.PROFILES[profile],
-        "FAKE_STT_UTTERANCES": common.STT_UTTERANCE,
-        "VOICE_PROVIDERS": providers,
+        **({} if offline else fake),
         "BENCH_PROBE_FILE": str(probe),
         "LOG_LEVEL": "WARNING",
         "VOICE_PARTICIPANT_TIMEOUT": "60",
@@ -167,6 +172,7 @@ def dispatch_stack(profile: str, providers: str, workers: int) -> Iterator[Dispa
         redis_server=setup.redis_server(),
         agent_workers=workers,
         livekit_auto_create=True,  # the bots join with tokens of their own, before POST /session
+        offline_openai=offline,
     )
     stack = DispatchStack(config)
     stack.probe_file = probe
@@ -297,7 +303,7 @@ def main(
             "shape": shape,
             "workers": workers,
             "providers": providers,
-            "provider_env": common.PROFILES[profile],
+            "provider_env": common.PROFILES[profile] if providers == "fake" else {},
             "turns_per_session": turns,
             "single_session_p95": base_p95,
             "knee_sessions": knee,

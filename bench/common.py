@@ -44,6 +44,16 @@ PROFILES: dict[str, dict[str, str]] = {
     },
 }
 
+# The product's own providers (the production openai set) against the stack's offline
+# OpenAI-compatible server: Whisper tiny.en, the rule-based replies, Piper. No fake knobs;
+# the values are extra environment for the agent. Both say VOICE_PREEMPTIVE_TTS, as offline
+# stacks default to 1 since b3d8aef: `offline` is the app's own default (preemptive LLM
+# only), `offline-preemptive` also synthesises the reply on the final transcript.
+OFFLINE_PROFILES: dict[str, dict[str, str]] = {
+    "offline": {"VOICE_PREEMPTIVE_TTS": "0"},
+    "offline-preemptive": {"VOICE_PREEMPTIVE_TTS": "1"},
+}
+
 
 def production_turn_handling() -> TurnHandlingOptions:
     """The turn handling our sessions get (app.voice.agent.turn, from the app's settings,

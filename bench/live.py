@@ -62,7 +62,11 @@ class BenchStack(Stack):
         self.config.backend_port = self.config.backend_port or free_port()
         self.config.ui_port = self.config.ui_port or free_port()
         try:
+            # With no PostgreSQL of its own this only takes the config's database_url: without
+            # it the backend fell back to the shared var/ SQLite database.
+            self.start_postgres()
             self.start_livekit()
+            self.start_offline_openai()  # when the config asks for it: the offline profiles
             self.start_backend()
             if with_ui:
                 self.start_ui()
@@ -77,10 +81,14 @@ def bench_stack(profile: str, with_ui: bool = False, extra: dict[str, str] | Non
     tmp = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     probe = tmp / "probe.jsonl"
     probe.touch()
+    offline = profile in common.OFFLINE_PROFILES
+    providers = (
+        common.OFFLINE_PROFILES[profile]  # the production openai set, on the stack's offline server
+        if offline
+        else {**common.PROFILES[profile], "FAKE_STT_UTTERANCES": common.STT_UTTERANCE, "VOICE_PROVIDERS": "fake"}
+    )
     env = {
-        **common.PROFILES[profile],
-        "FAKE_STT_UTTERANCES": common.STT_UTTERANCE,
-        "VOICE_PROVIDERS": "fake",
+        **providers,
         "BENCH_PROBE_FILE": str(probe),
         "LOG_LEVEL": "WARNING",
         "VOICE_PARTICIPANT_TIMEOUT": "60",
@@ -93,6 +101,7 @@ def bench_stack(profile: str, with_ui: bool = False, extra: dict[str, str] | Non
         database_url=f"sqlite:///{tmp}/bench.sqlite3",
         extra_env=env,
         livekit_auto_create=True,  # the bots join with tokens of their own, before POST /session
+        offline_openai=offline,
     )
     stack = BenchStack(config)
     stack.probe_file = probe

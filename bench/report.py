@@ -1,4 +1,5 @@
-"""`python -m bench.report`: the results table (Markdown) from bench/results/*.json."""
+"""`python -m bench.report`: the results tables (Markdown) from bench/results/*.json;
+`python -m bench.report offline`: those of the offline set's section (bench.report_offline)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from bench import report_offline
 from bench.common import RESULTS, fmt
 
 
@@ -21,8 +23,12 @@ def _commit(d: dict | None) -> str:
 
 
 def main() -> None:
-    out = []
+    out: list[str] = []
     w = out.append
+    if sys.argv[1:] == ["offline"]:
+        report_offline.tables(w, _load, _commit)
+        sys.stdout.write("\n".join(out).lstrip("\n") + "\n")
+        return
     w("| measurement | profile | p50 | p95 | ours/bare p50 · p95 | n |")
     w("|---|---|---|---|---|---|")
     for name, label in (
@@ -128,7 +134,11 @@ def main() -> None:
 
 def _dispatch(w: Any) -> None:
     """The production shape: dispatched agent workers pinned to one core of their own."""
-    for name in ("capacity_dispatch_fake", "capacity_dispatch_local", "capacity_dispatch_fake_process"):
+    names = (
+        "capacity_dispatch_fake", "capacity_dispatch_offline", "capacity_dispatch_local",
+        "capacity_dispatch_fake_process",
+    )
+    for name in names:  # _local: the deleted PocketSphinx + flite set, kept as a record
         d = _load(name)
         if not d:
             continue
