@@ -9,9 +9,13 @@ speech = end of a mic speech burst; first agent audio = the next loud agent bloc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
+
+from playwright.sync_api import Page, Playwright
 
 from bench import common
 from bench.live import attach_metrics, bench_stack, describe, line, read_probe
@@ -107,18 +111,7 @@ def run(profile: str, turns: int) -> dict[str, Any]:
     print(f"== browser (Chromium fake mic, real stack), profile {profile}: loop {period} s, ~{turns} turns")
     load_start = os.getloadavg()  # the machine is shared: each profile's run says how busy it was
     with bench_stack(profile, with_ui=True) as stack, sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(setup.chromium()),
-            headless=True,
-            args=[*FLAGS, f"--use-file-for-fake-audio-capture={wav}"],
-        )
-        try:
-            page = browser.new_page()
-            page.add_init_script(INIT)
-            page.goto(f"{stack.ui_url}/chat")
-            page.get_by_role("button", name="Start").click()
-            page.wait_for_selector("#agent-audio", state="attached", timeout=60_000)
-            page.evaluate(START_PROBES)
+        with live_chat(pw, stack, str(wav)) as page:
             # The page's audio clock against the wall clock, to join the session's metrics.
             ctx_time, wall = page.evaluate("() => [window.__benchCtx.currentTime, Date.now() / 1000]")
             deadline = time.monotonic() + (turns + 2) * period + 10
@@ -128,10 +121,6 @@ def run(profile: str, turns: int) -> dict[str, Any]:
                     break
             edges = page.evaluate("window.__benchEdges")
             session_id = page.evaluate("window.voiceAgent.sessionId")
-            page.get_by_role("button", name="Stop").click()
-            page.wait_for_timeout(500)
-        finally:
-            browser.close()
         records = read_probe(stack.probe_file)
     log = turns_from_edges(edges)
     log.wall_minus_mono = wall - ctx_time  # the log's times are the page's audio clock
@@ -146,6 +135,28 @@ def run(profile: str, turns: int) -> dict[str, Any]:
     load = f"load {load_start[0]:.1f} -> {d['loadavg']['end'][0]:.1f}"
     print(line("browser", d) + f"  unanswered={d['unanswered']}  {load}", flush=True)
     return d
+
+
+@contextlib.contextmanager
+def live_chat(pw: Playwright, stack: Any, microphone: str) -> Iterator[Page]:
+    """/chat in Chromium whose fake microphone plays `microphone`, started, with the level
+    probes running; Stop pressed and the browser closed at the end."""
+    browser = pw.chromium.launch(
+        executable_path=str(setup.chromium()), headless=True,
+        args=[*FLAGS, f"--use-file-for-fake-audio-capture={microphone}"],
+    )
+    try:
+        page = browser.new_page()
+        page.add_init_script(INIT)
+        page.goto(f"{stack.ui_url}/chat")
+        page.get_by_role("button", name="Start").click()
+        page.wait_for_selector("#agent-audio", state="attached", timeout=60_000)
+        page.evaluate(START_PROBES)
+        yield page
+        page.get_by_role("button", name="Stop").click()
+        page.wait_for_selector("#status[data-state='idle']", timeout=20_000)
+    finally:
+        browser.close()
 
 
 def main(turns: int, profiles: list[str], out: str) -> dict[str, Any]:

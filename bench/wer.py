@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from bench import common
-from bench.browser import FLAGS, INIT, START_PROBES
+from bench.browser import live_chat
 from bench.human import MicFile, Recording, load, mic_file, wav_bytes
 from bench.offline_process import Served, offline_server
 from offline_openai.wer import pooled_wer, wer
@@ -167,24 +167,12 @@ def via_browser(recordings: list[Recording]) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     from bench.browser import segments
-    from devtools import setup
 
     mic = mic_file(recordings, lead=10.0)  # after the greeting (~4 s), with the probes running
     print(f"   browser: {len(recordings)} recordings in a {mic.seconds:.0f} s microphone file")
     finals: list[tuple[float, str]] = []
     with offline_stack() as stack, sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(setup.chromium()),
-            headless=True,
-            args=[*FLAGS, f"--use-file-for-fake-audio-capture={mic.path}%noloop"],
-        )
-        try:
-            page = browser.new_page()
-            page.add_init_script(INIT)
-            page.goto(f"{stack.ui_url}/chat")
-            page.get_by_role("button", name="Start").click()
-            page.wait_for_selector("#agent-audio", state="attached", timeout=60_000)
-            page.evaluate(START_PROBES)
+        with live_chat(pw, stack, f"{mic.path}%noloop") as page:
             deadline = time.monotonic() + mic.seconds + 60  # bounded whatever the page does
             while time.monotonic() < deadline:
                 page.wait_for_timeout(250)
@@ -194,10 +182,6 @@ def via_browser(recordings: list[Recording]) -> dict[str, Any]:
                 if mics and seen["t"] > mics[0][0] - mic.spans[0][0] + mic.seconds + 3:
                     break  # the file has played out, and the last answer has had its time
             edges = page.evaluate("window.__benchEdges")
-            page.get_by_role("button", name="Stop").click()
-            page.wait_for_timeout(500)
-        finally:
-            browser.close()
     bursts = segments(edges, "mic", 2.0)
     if not bursts:
         raise RuntimeError("the page's microphone stayed silent")
