@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,17 +231,35 @@ def for_run() -> Path | None:
     return None if os.environ.get("LIVEKIT_URL") else livekit_server()
 
 
+def debian_packages() -> None:
+    """The Debian packages the tests need and this machine lacks, in one apt-get (each
+    apt-get update costs seconds); the steps below find them installed."""
+    wanted = {
+        "chromium": not os.environ.get("CHROMIUM_PATH") and not any(Path(c).exists() for c in CHROMIUM_CANDIDATES),
+        "flite": not shutil.which("flite"),
+        "redis-server": not shutil.which("redis-server"),
+        "postgresql": not os.environ.get("POSTGRES_BIN") and not _postgres_bin_dirs(),
+    }
+    missing = [name for name, needed in wanted.items() if needed]
+    if missing and platform.system() == "Linux" and shutil.which("apt-get"):
+        _apt_install(*missing)
+
+
 def for_tests() -> None:
     """What `test` needs on top: the server binary always (tests start their own), the
-    offline models, Chromium, flite (the test speech), Redis and PostgreSQL."""
+    offline models, Chromium, flite (the test speech), Redis and PostgreSQL. On a fresh
+    machine the LiveKit server's Go build runs while the Debian packages install."""
     livekit_client()
     smart_turn_model()
     offline_models()
-    livekit_server()
-    chromium()
-    flite()
-    redis_server()
-    postgres_bin()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        server = pool.submit(livekit_server)
+        debian_packages()
+        chromium()
+        flite()
+        redis_server()
+        postgres_bin()
+        server.result()
 
 
 if __name__ == "__main__":

@@ -292,15 +292,19 @@ class Stack:
         wait_for_log(process, "Ready to accept connections", timeout=20)
 
     def start_offline_openai(self) -> None:
+        """Launch it first: it loads and checks its models (~3 s) while the other servers
+        start; `wait_for_offline_openai` waits for it once they are up."""
         if not self.config.offline_openai:
             return
         port = free_port()
         cmd = [PYTHON, "-m", "offline_openai", "--host", "127.0.0.1", "--port", str(port)]
-        process = self._spawn("offline-openai", cmd, self._env())
-        url = f"http://127.0.0.1:{port}"
-        # Loading and checking the models takes a few seconds (more on a busy machine).
-        wait_for_http(f"{url}/healthz", timeout=90, process=process)
-        self.openai_url = f"{url}/v1"
+        self._spawn("offline-openai", cmd, self._env())
+        self.openai_url = f"http://127.0.0.1:{port}/v1"
+
+    def wait_for_offline_openai(self) -> None:
+        if self.openai_url:
+            process = self.processes["offline-openai"]
+            wait_for_http(self.openai_url.removesuffix("/v1") + "/healthz", timeout=90, process=process)
 
     def start_postgres(self) -> None:
         """A throw-away PostgreSQL server: initdb into a temporary folder, postgres on a free
@@ -421,13 +425,14 @@ class Stack:
         self.config.backend_port = self.config.backend_port or self.ports.reserve()
         self.config.ui_port = self.config.ui_port or self.ports.reserve()
         try:
-            self.start_livekit()
             self.start_offline_openai()
+            self.start_livekit()
             self.start_redis()
             self.start_postgres()
             self.start_backends()
             self.start_agent_workers()
             self.start_ui()
+            self.wait_for_offline_openai()
         except BaseException:
             self.stop()
             raise
