@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         # Smoke (--quick) or full run of every part, one after the other.
         for part in ("latency", "live", "browser", "api", "sweep", "capacity"):
             main([part, *(["--quick"] if args.quick else []), "--profiles", args.profiles])
+        for part in ("wer", "offline-server"):  # the offline set's own
+            main([part, *(["--quick"] if args.quick else [])])
         return 0
     if args.what in ("latency",):
         from bench import latency_offline
