@@ -12,7 +12,7 @@ the installed `openai` SDK's own models, so this double follows the SDK in the l
 
 Latency: the final decode starts speculatively at the first short pause (see
 `stt.endpointing`), so by the time the silence reaches `silence_duration_ms` and the turn
-is committed, most of the ~0.5 s decode is already done.
+is committed, most of the ~0.2 s decode is already done.
 
 Concurrency: everything about a session happens synchronously on the event loop, in the
 handler's read loop or in the decode futures' callbacks; events leave through one queue
