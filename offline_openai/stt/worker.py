@@ -1,6 +1,6 @@
 """The one thread that runs every Whisper decode of the process, finals first.
 
-A decode keeps a core busy for ~0.5 s whatever the audio length and cannot be interrupted,
+A decode keeps a core busy for ~0.2 s (a 15 s window) and cannot be interrupted,
 so the order of the queue is the latency of the product: a final transcript (someone
 stopped talking and the agent waits for the words) never waits behind an interim one.
 Interim decodes are only offered, and accepted only when the thread is idle with no final
