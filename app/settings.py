@@ -2,8 +2,8 @@
 
 Defaults run the whole stack locally against `livekit-server --dev` (the run command adds
 the offline OpenAI-compatible server when there is no key); production
-(`DJANGO_ENV=production`) refuses to start without the variables it needs and names the
-missing one (never its value).
+(`DJANGO_ENV=production`) refuses to start without the variables it needs, or with a short
+or development secret, and names the variable (never its value).
 """
 
 from __future__ import annotations
@@ -29,6 +29,22 @@ def _env(name: str, default: str | None = None, *, required_in_production: bool 
     if PRODUCTION and required_in_production:
         raise ImproperlyConfigured(f"{name} must be set when DJANGO_ENV=production")
     return default or ""
+
+
+# Development values of the signing secrets: this file's defaults, devtools/stack.py's
+# LIVEKIT_DEV_SECRET and `livekit-server --dev`'s ("secret"); Django's startproject keys begin
+# "django-insecure-". Whoever knows the secret forges visitor cookies or LiveKit tokens (any
+# room, any identity), and a short one falls to a word list from one token /token returned.
+_DEV_SECRETS = {"dev-only-insecure-key", "secret"}
+
+
+def _env_secret(name: str, default: str) -> str:
+    value = _env(name, default, required_in_production=True)
+    if PRODUCTION and (len(value) < 32 or value in _DEV_SECRETS or value.startswith("django-insecure-")):
+        raise ImproperlyConfigured(  # the rule, never the value
+            f"{name} must be at least 32 characters and not a development value when DJANGO_ENV=production"
+        )
+    return value
 
 
 def _env_list(name: str, default: str = "", **kw: bool) -> list[str]:
@@ -65,7 +81,7 @@ def _env_bool(name: str, default: bool) -> bool:
 
 
 DEBUG = not PRODUCTION and _env("DJANGO_DEBUG", "1") == "1"
-SECRET_KEY = _env("DJANGO_SECRET_KEY", "dev-only-insecure-key", required_in_production=True)
+SECRET_KEY = _env_secret("DJANGO_SECRET_KEY", "dev-only-insecure-key")
 ALLOWED_HOSTS = _env_list(
     "DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1],testserver", required_in_production=True
 )
@@ -83,6 +99,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "app.voice.http.errors.AllowedHostsMiddleware",  # first: a bad Host is a JSON 400, even with DEBUG on
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -196,6 +213,13 @@ VOICE_SESSION_RATE = _env_rate("VOICE_SESSION_RATE", "20/min" if PRODUCTION else
 # Live (created or running) sessions one identity, or one client IP, may hold at once.
 VOICE_MAX_SESSIONS_PER_IDENTITY = _env_int("VOICE_MAX_SESSIONS_PER_IDENTITY", 2, minimum=1, maximum=1000)
 VOICE_MAX_SESSIONS_PER_IP = _env_int("VOICE_MAX_SESSIONS_PER_IP", 10, minimum=1, maximum=100000)
+# Lines typed to the agent (LiveKit text input), per session: each is an LLM request. At
+# most this many a minute, after a burst; longer than contract.rules.TYPED_MAX_CHARS is
+# refused too (app.voice.agent.typed_input).
+VOICE_TYPED_PER_MINUTE = _env_int("VOICE_TYPED_PER_MINUTE", 20, minimum=1, maximum=6000)
+VOICE_TYPED_BURST = _env_int("VOICE_TYPED_BURST", 3, minimum=1, maximum=1000)
+# An identity belongs to its visitor until it goes this many days unused (no token, no session).
+VOICE_IDENTITY_HOLD_DAYS = _env_int("VOICE_IDENTITY_HOLD_DAYS", 30, minimum=1, maximum=3650)
 # How many reverse proxies in front of Django append to X-Forwarded-For. 0 (the default):
 # the client IP is REMOTE_ADDR and X-Forwarded-For is ignored, since any client can forge it.
 REST_FRAMEWORK["NUM_PROXIES"] = _env_int("VOICE_TRUSTED_PROXIES", 0, minimum=0, maximum=10)
@@ -228,10 +252,12 @@ SPECTACULAR_SETTINGS = {
 LIVEKIT_URL = _env("LIVEKIT_URL", "ws://127.0.0.1:7880", required_in_production=True)
 LIVEKIT_PUBLIC_URL = _env("LIVEKIT_PUBLIC_URL", LIVEKIT_URL)
 LIVEKIT_API_KEY = _env("LIVEKIT_API_KEY", "devkey", required_in_production=True)
-LIVEKIT_API_SECRET = _env("LIVEKIT_API_SECRET", "secret", required_in_production=True)
+LIVEKIT_API_SECRET = _env_secret("LIVEKIT_API_SECRET", "secret")
 # The gateway class (a dotted path): unit tests name fakes.livekit.FakeLiveKitGateway here.
 LIVEKIT_GATEWAY = "app.voice.agent.livekit_gateway.LiveKitGateway"
-LIVEKIT_TOKEN_TTL_SECONDS = _env_int("LIVEKIT_TOKEN_TTL_SECONDS", 900, minimum=60, maximum=86400)
+# A token is only needed to join: once in, LiveKit refreshes the client's token itself, so
+# it can be short. It also bounds how long an unused claim holds a room name.
+LIVEKIT_TOKEN_TTL_SECONDS = _env_int("LIVEKIT_TOKEN_TTL_SECONDS", 120, minimum=60, maximum=86400)
 
 # Voice pipeline. A provider set is named (or given as a dotted path to a builder): "openai",
 # the product, everywhere it runs; "fake" (scripted, in-process) for unit tests.

@@ -129,10 +129,13 @@ class Bot:
         return True
 
     # -- the session's WebSocket ---------------------------------------------------------
-    async def _watch_socket(self, session_id: str) -> None:
+    async def _watch_socket(self, session_id: str, cookies: httpx.Cookies) -> None:
+        """Follow the session as its visitor: the socket wants the visitor's cookie (and, as
+        a non-browser client, sends no Origin)."""
         assert self.backend_url
         url = self.backend_url.replace("http://", "ws://") + f"/ws/transcript/{session_id}"
-        async with websockets.connect(url, origin="http://127.0.0.1:5000", open_timeout=20) as ws:
+        cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+        async with websockets.connect(url, additional_headers={"Cookie": cookie}, open_timeout=20) as ws:
             async for raw in ws:
                 self.result.ws_received.append((time.monotonic(), json.loads(raw)))
 
@@ -159,7 +162,7 @@ class Bot:
                 if response.status_code != 201:
                     raise RuntimeError(f"POST /session {response.status_code}: {response.text[:200]}")
                 self.result.session_id = response.json()["session_id"]
-                self._tasks.append(asyncio.create_task(self._watch_socket(self.result.session_id)))
+                self._tasks.append(asyncio.create_task(self._watch_socket(self.result.session_id, http.cookies)))
             self.result.setup_seconds = time.monotonic() - started
             await asyncio.wait_for(self._speak(source), timeout)
         except Exception as exc:  # noqa: BLE001 - an error is a result here

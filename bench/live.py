@@ -24,7 +24,7 @@ from bench import common
 from bench.bot import Bot, BotResult
 from bench.turns import TurnLog, TurnPlan
 from devtools import setup
-from devtools.stack import PYTHON, ROOT, Stack, StackConfig, wait_for_http
+from devtools.stack import PYTHON, ROOT, UVICORN_PROXY_FLAGS, Stack, StackConfig, wait_for_http
 
 LOGS = common.CACHE / "logs"
 
@@ -51,6 +51,7 @@ class BenchStack(Stack):
             "--ws",
             "websockets",
             "--no-access-log",
+            *UVICORN_PROXY_FLAGS,  # the app alone decides the client address, as in the stack
         ]
         process = self._spawn("backend", cmd, env)
         self.backend_url = f"http://127.0.0.1:{self.config.backend_port}"
@@ -117,6 +118,7 @@ def read_probe(path: Path) -> list[dict[str, Any]]:
 
 
 def token(room: str, identity: str) -> str:
+    """A token of our own, for the bare agent's room (no backend, so no GET /token)."""
     return (
         api.AccessToken("devkey", "secret")
         .with_identity(identity)
@@ -194,7 +196,10 @@ async def run_bots(
             name, room = f"{prefix}-user-{i}", f"{prefix}-room-{i}"
             frames = {"listen_ms": 50, "speak_ms": 40} if cheap else {}
             bot = Bot(name, room, stack.livekit_url, stack.backend_url, clip, plan, **frames)
-            return await bot.run(token(room, name), http, timeout)
+            # As the page does: the token for the room's LiveKit room comes from GET /token.
+            granted = await http.get("/token", params={"room": room, "identity": name})
+            granted.raise_for_status()
+            return await bot.run(granted.json()["token"], http, timeout)
 
         return await asyncio.gather(*(one(i) for i in range(n)))
 

@@ -22,8 +22,6 @@ from typing import Any
 from bench import common
 from bench.turns import TurnLog, TurnPlan, TurnTakingMicrophone, watch_metrics
 
-ORIGIN = (b"origin", b"http://127.0.0.1:5000")
-
 
 class _State:
     clip: common.Clip | None = None
@@ -75,6 +73,7 @@ def _instrument_publisher() -> None:
 
 
 def _gateway_classes() -> tuple[type, type]:
+    from app.voice.sessions.media_rooms import room_of
     from fakes.livekit import FakeLiveKitGateway, FakeRoom
 
     class BenchRoom(FakeRoom):
@@ -88,8 +87,8 @@ def _gateway_classes() -> tuple[type, type]:
 
     class Gateway(FakeLiveKitGateway):
         async def join_room(self, *, room: str, identity: str) -> Any:
-            fake = BenchRoom(name=room)
-            self.rooms[room] = fake
+            fake = BenchRoom(name=room_of(room))  # the bench's own name for it, not LiveKit's
+            self.rooms[room_of(room)] = fake
             return fake
 
     return BenchRoom, Gateway
@@ -115,7 +114,10 @@ async def run_ours(room: str, timeout: float) -> dict[str, Any]:
     if response.status_code != 201:
         raise RuntimeError(f"POST /session -> {response.status_code} {response.content[:200]!r}")
     session_id = response.json()["session_id"]
-    socket = WebsocketCommunicator(application, f"/ws/transcript/{session_id}", headers=[ORIGIN])
+    # The socket follows the session as its visitor: the cookie POST /session gave.
+    cookie = "; ".join(f"{name}={morsel.value}" for name, morsel in client.cookies.items()).encode()
+    headers = [(b"host", b"testserver"), (b"cookie", cookie)]
+    socket = WebsocketCommunicator(application, f"/ws/transcript/{session_id}", headers=headers)
     connected, _ = await socket.connect()
     received: list[tuple[float, dict]] = []
 

@@ -30,10 +30,27 @@ LIVEKIT_DEV_KEY, LIVEKIT_DEV_SECRET = "devkey", "secret"
 # over 64 KiB is refused (1009) before it is read; a peer that leaves a ping unanswered for
 # 20 s, pinged every 20 s, is dropped. Production runs uvicorn with the same flags.
 UVICORN_WS_FLAGS = ["--ws-max-size", "65536", "--ws-ping-interval", "20", "--ws-ping-timeout", "20"]
+# The app alone decides who the client is (app.voice.http.throttling.client_ip: the TCP peer,
+# or with VOICE_TRUSTED_PROXIES the entry its proxies appended to X-Forwarded-For). uvicorn
+# must not decide first: by default it rewrites the client address from X-Forwarded-For on
+# every request from 127.0.0.1, so anyone on the host, or any header a local proxy passes
+# on, picks the address that rate limits and per-IP session bounds count. Every uvicorn we
+# start or document runs with this flag.
+UVICORN_PROXY_FLAGS = ["--no-proxy-headers"]
 if sys.platform == "win32":
     NEW_PROCESS_GROUP = subprocess.CREATE_NEW_PROCESS_GROUP  # so CTRL_BREAK reaches the tree
 else:
     NEW_PROCESS_GROUP = 0
+
+
+def backend_command(port: int) -> list[str]:
+    """The backend's uvicorn command line: the stack's, and that of the tests that start one."""
+    return [
+        PYTHON, "-m", "uvicorn", "app.asgi:application",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--lifespan", "on", "--ws", "websockets-sansio", "--no-access-log",
+        *UVICORN_PROXY_FLAGS, *UVICORN_WS_FLAGS,
+    ]
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -380,14 +397,8 @@ class Stack:
         for index in range(self.config.backends):
             port = self.config.backend_port if index == 0 else self.ports.reserve()
             self.ports.release(port)
-            cmd = [
-                PYTHON, "-m", "uvicorn", "app.asgi:application",
-                "--host", "127.0.0.1", "--port", str(port),
-                "--lifespan", "on", "--ws", "websockets-sansio", "--no-access-log",
-                *UVICORN_WS_FLAGS,
-            ]
             name = "backend" if index == 0 else f"backend-{index + 1}"
-            process = self._spawn(name, cmd, env)
+            process = self._spawn(name, backend_command(port), env)
             url = f"http://127.0.0.1:{port}"
             wait_for_http(f"{url}/healthz", timeout=60, process=process)
             self.backend_urls.append(url)

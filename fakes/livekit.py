@@ -26,6 +26,7 @@ from livekit.agents.voice.room_io.types import TextInputCallback
 from livekit.agents.voice.transcription import TranscriptSynchronizer
 
 from app.voice.agent.livekit_gateway import LiveKitGateway
+from app.voice.sessions.media_rooms import room_of
 
 FRAME_SECONDS = 0.02
 
@@ -253,9 +254,11 @@ class FakeRoom:
 class FakeLiveKitGateway(LiveKitGateway):
     """Real token minting (inherited); rooms are FakeRooms scripted by the test.
 
-    Room administration is recorded: ``created`` and ``deleted`` list each call's room in
-    order, ``open_rooms`` holds the rooms that exist on the "server" (as with
-    ``auto_create: false``, a room exists from create_room until delete_room)."""
+    Room administration is recorded: ``created`` and ``deleted`` list each call's LiveKit
+    room in order, ``open_rooms`` holds the rooms that exist on the "server" (as with
+    ``auto_create: false``, a room exists from create_room until delete_room). Tests script
+    and find rooms by the name they chose: ``scripts`` and ``rooms`` are keyed by the room
+    name a LiveKit room was made for (sessions.media_rooms)."""
 
     def __init__(self, **kwargs: str) -> None:
         super().__init__(**kwargs)
@@ -272,8 +275,8 @@ class FakeLiveKitGateway(LiveKitGateway):
     async def join_room(self, *, room: str, identity: str) -> FakeRoom:
         if not self.reachable:
             raise ConnectionError("fake LiveKit server is unreachable")
-        fake = FakeRoom(name=room, script=self.scripts.pop(room, PersonScript()))
-        self.rooms[room] = fake
+        fake = FakeRoom(name=room, script=self.scripts.pop(room_of(room), PersonScript()))
+        self.rooms[room_of(room)] = fake
         return fake
 
     async def create_room(self, room: str) -> None:
@@ -289,7 +292,7 @@ class FakeLiveKitGateway(LiveKitGateway):
         if room not in self.open_rooms:
             return False
         self.open_rooms.discard(room)
-        if (fake := self.rooms.get(room)) is not None:
+        if (fake := self.rooms.get(room_of(room))) is not None and fake.name == room:
             fake.closed = True  # the server disconnects everyone, the agent included
         return True
 

@@ -36,7 +36,7 @@ def index() -> str:
 
 @pages.get("/chat")
 def chat() -> str:
-    return render_template("chat.html", name_rule=NAME_RULE)
+    return render_template("chat.html", name_rule=NAME_RULE, typed_max_chars=rules.TYPED_MAX_CHARS)
 
 
 @pages.get("/history")

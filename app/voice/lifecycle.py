@@ -37,7 +37,7 @@ async def start_session(
     try:
         # LiveKit does not create rooms on join: the room exists from here (or from the
         # token minted for it) until the session ends (sessions.ending deletes it).
-        await get_gateway().create_room(room)
+        await get_gateway().create_room(info.livekit_room)
         await get_host().start(info)
     except Exception as exc:
         log.exception("session.start_failed", extra={"session_id": info.session_id, "room": room})

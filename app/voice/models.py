@@ -3,6 +3,7 @@
 import uuid
 
 from django.db import models
+from django.utils import timezone
 
 
 class SessionStatus(models.TextChoices):
@@ -22,6 +23,8 @@ class EndReason(models.TextChoices):
 class VoiceSession(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     room = models.CharField(max_length=128, db_index=True)
+    # The LiveKit room the session runs in: its claim's (sessions.media_rooms), never reused.
+    livekit_room = models.CharField(max_length=160)
     identity = models.CharField(max_length=128, db_index=True)
     status = models.CharField(
         max_length=16, choices=SessionStatus.choices, default=SessionStatus.CREATED
@@ -66,6 +69,8 @@ class RoomClaim(models.Model):
 
     room = models.CharField(max_length=128, unique=True)
     identity = models.CharField(max_length=128)
+    # The LiveKit room this claim's tokens are for (sessions.media_rooms): a new claim, a new room.
+    livekit_room = models.CharField(max_length=160)
     claimed_at = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
 
@@ -74,11 +79,13 @@ class RoomClaim(models.Model):
 
 
 class IdentityClaim(models.Model):
-    """An identity belongs to the visitor who first used it: nobody else can join as it."""
+    """An identity belongs to the visitor who first used it: nobody else can join as it,
+    until it has gone unused for VOICE_IDENTITY_HOLD_DAYS (names are not held forever)."""
 
     identity = models.CharField(max_length=128, unique=True)
     visitor = models.CharField(max_length=64, db_index=True)
     claimed_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
         return f"{self.identity} → {self.visitor}"

@@ -124,7 +124,13 @@ class Heard:
 
 
 def install(page: Page) -> None:
-    """Before the page loads: tap the microphone and the agent's audio as they appear."""
+    """Before the page loads: tap the microphone and the agent's audio as they appear.
+
+    The probe's AudioWorklet module is a blob: URL, which the pages' Content-Security-Policy
+    refuses, and Chromium lets Playwright answer no worklet request itself: a page with the
+    probe runs without the CSP (as Playwright's bypass_csp does). The browser tests without
+    the probe keep it."""
+    page.context.new_cdp_session(page).send("Page.setBypassCSP", {"enabled": True})
     page.add_init_script(PROBE)
 
 

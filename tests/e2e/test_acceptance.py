@@ -108,7 +108,7 @@ def test_start_flow_each_step_is_observable(
     reply = reply_to(said)
     expect(page.locator("#transcript .line.agent .text").nth(1)).to_have_text(reply, timeout=30_000)
     expect(page.locator("#agent-indicator")).to_have_attribute("data-speaking", "false", timeout=30_000)
-    page.wait_for_function(f"window.voiceAgent.agentRms < {SILENT_RMS}", timeout=10_000)
+    page.wait_for_function(f"() => window.voiceAgent.agentRms < {SILENT_RMS}", timeout=10_000)
     heard = page_audio.heard(page)
     agent_said = recognize(heard.agent, heard.rate)
     print(f"the agent said {GREETING!r} and {reply!r}; the page heard {agent_said!r}")

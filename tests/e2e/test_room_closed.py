@@ -1,5 +1,7 @@
 """When a session ends, its LiveKit room is deleted on the real server: whoever is still in
-it is disconnected, and the tokens minted for it cannot bring it back.
+it is disconnected, and the tokens minted for it cannot bring it back, not even once the
+room name has passed to another visitor (each claim of a name has a LiveKit room of its
+own). In a live room, the page plays the agent's audio and nobody else's.
 
 The participants are LiveKit clients from Python (the same SDK family as the page's): the
 person, who joins with the token GET /token gave them (before POST /session, as the page
@@ -15,14 +17,19 @@ from collections.abc import Coroutine, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
+import jwt
+import numpy as np
 import pytest
 from livekit import api as lkapi
 from livekit import rtc
+from playwright.sync_api import Page
 
+from app.voice.sessions.media_rooms import room_of
 from devtools.stack import LIVEKIT_DEV_KEY, LIVEKIT_DEV_SECRET, Stack
-from tests.e2e.support import Api, unique, wait_until, wait_until_ended
+from tests.e2e.support import Api, open_chat, press_start, press_stop, unique, wait_until, wait_until_ended
 
 T = TypeVar("T")
+RATE = 48000
 
 
 class LoopThread:
@@ -78,13 +85,35 @@ class Participant:
     def others(self) -> set[str]:
         return set(self.room.remote_participants) if self.room else set()
 
+    async def publish_tone(self) -> None:
+        """Publish a microphone track that plays a 440 Hz tone (until the participant leaves)."""
+        assert self.room is not None
+        source = rtc.AudioSource(RATE, 1)
+        track = rtc.LocalAudioTrack.create_audio_track("tone", source)
+        await self.room.local_participant.publish_track(
+            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        )
+        samples = (np.sin(2 * np.pi * 440 * np.arange(RATE // 50) / RATE) * 8000).astype(np.int16)
+
+        async def play() -> None:
+            with contextlib.suppress(Exception):  # the room went away under it: the tone ends
+                while self.room is not None and self.room.isconnected():
+                    await source.capture_frame(rtc.AudioFrame(samples.tobytes(), RATE, 1, len(samples)))
+
+        self.tone = asyncio.get_running_loop().create_task(play())
+
     async def leave(self) -> None:
         if self.room is not None:
             await self.room.disconnect()
 
 
+def media_room(grant: dict[str, Any]) -> str:
+    """The LiveKit room a GET /token answer joins (its JWT's room grant)."""
+    return str(jwt.decode(grant["token"], options={"verify_signature": False})["video"]["room"])
+
+
 def listener_token(room: str) -> str:
-    """Another valid token for the room: joining and listening, for the token's lifetime."""
+    """Another valid token for the (LiveKit) room: joining and listening, for its lifetime."""
     grants = lkapi.VideoGrants(room_join=True, room=room, can_subscribe=True, can_publish=True)
     return (
         lkapi.AccessToken(LIVEKIT_DEV_KEY, LIVEKIT_DEV_SECRET)
@@ -108,7 +137,7 @@ def test_the_room_is_closed_when_the_session_ends(stack: Stack, api: Api, client
     status, grant = api.get(f"/token?room={room}&identity={identity}")
     assert status == 200, grant
     person = clients.participant(grant["url"], grant["token"])
-    listener = clients.participant(grant["url"], listener_token(room))
+    listener = clients.participant(grant["url"], listener_token(media_room(grant)))
     clients.run(person.join())  # the token works at once: GET /token created the room
 
     status, body = api.post("/session", {"room": room, "identity": identity})
@@ -117,7 +146,7 @@ def test_the_room_is_closed_when_the_session_ends(stack: Stack, api: Api, client
     clients.run(listener.join())
     agent = f"agent-{session_id[:8]}"
     wait_until(lambda: agent in listener.others() and identity in listener.others(), 20, "the listener sees both")
-    assert room in clients.run(rooms_on_server(stack))
+    assert media_room(grant) in clients.run(rooms_on_server(stack))
 
     if ending == "delete":
         assert api.delete(f"/session/{session_id}")[0] == 204
@@ -138,4 +167,58 @@ def test_the_room_is_closed_when_the_session_ends(stack: Stack, api: Api, client
         again = clients.participant(who.url, who.token)
         with pytest.raises(rtc.ConnectError):
             clients.run(again.join())
-    assert room not in clients.run(rooms_on_server(stack))
+    assert media_room(grant) not in clients.run(rooms_on_server(stack))
+
+
+def test_a_token_kept_from_an_earlier_claim_cannot_join_the_names_next_owner(
+    stack: Stack, api: Api, clients: LoopThread
+) -> None:
+    """The eavesdropping finding: visitor A keeps the token of room R after its session ends;
+    visitor B later takes R and talks. A's token, still within its lifetime, gets nowhere."""
+    room, ann, ben = unique("reused"), unique("ann"), unique("ben")
+    status, a_grant = api.get(f"/token?room={room}&identity={ann}")
+    assert status == 200, a_grant
+    a = clients.participant(a_grant["url"], a_grant["token"])
+    clients.run(a.join())
+    status, body = api.post("/session", {"room": room, "identity": ann})
+    assert status == 201, body
+    assert api.delete(f"/session/{body['session_id']}")[0] == 204
+    wait_until(lambda: a.disconnect_reason is not None, 15, "A to be disconnected")
+
+    b_api = Api(stack.backend_url)
+    status, b_grant = b_api.get(f"/token?room={room}&identity={ben}")
+    assert status == 200, b_grant  # the name passed to B
+    b = clients.participant(b_grant["url"], b_grant["token"])
+    clients.run(b.join())
+    status, body = b_api.post("/session", {"room": room, "identity": ben})
+    assert status == 201, body
+    agent = f"agent-{body['session_id'][:8]}"
+    wait_until(lambda: agent in b.others(), 20, "the agent in B's room")
+
+    intruder = clients.participant(a.url, a.token)
+    with pytest.raises(rtc.ConnectError):
+        clients.run(intruder.join())
+    assert b.others() == {agent}  # B's room holds B and the agent, nobody else
+    on_server = clients.run(rooms_on_server(stack))
+    assert media_room(b_grant) in on_server and media_room(a_grant) not in on_server
+    assert {room_of(media_room(a_grant)), room_of(media_room(b_grant))} == {room}
+    assert b_api.delete(f"/session/{body['session_id']}")[0] == 204
+
+
+def test_the_page_plays_only_the_agents_audio(page: Page, stack: Stack, clients: LoopThread) -> None:
+    """Someone else in the page's LiveKit room (here with a token forged from the server's
+    key) publishes audio: the page does not play it, as it would have played a second
+    'agent' before."""
+    room = unique("only-agent")
+    open_chat(page, stack, room=room, identity=unique("guest"))
+    press_start(page)
+    audio_elements = "() => document.querySelectorAll('audio').length"
+    page.wait_for_function(audio_elements + " === 1")  # the agent's
+    [livekit_room] = [r for r in clients.run(rooms_on_server(stack)) if room_of(r) == room]
+    other = clients.participant(stack.livekit_url, listener_token(livekit_room))
+    with page.expect_console_message(lambda m: "not the agent" in m.text, timeout=20_000):
+        clients.run(other.join())
+        clients.run(other.publish_tone())
+    assert page.evaluate(audio_elements) == 1
+    assert page.evaluate("() => document.getElementById('agent-audio').srcObject.getAudioTracks().length") == 1
+    press_stop(page)

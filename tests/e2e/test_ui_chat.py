@@ -126,11 +126,11 @@ def test_conversation_states_transcript_indicators_and_meter(
     expect(page.locator("#agent-indicator")).to_have_attribute("data-speaking", "true", timeout=30_000)
     expect(page.locator("#agent-indicator .speaker-state")).to_have_text("speaking")
     expect(page.locator("#transcript .line.agent .text").first).to_have_text(GREETING, timeout=30_000)
-    page.wait_for_function(f"window.voiceAgent.agentPeakRms > {AUDIBLE_RMS}", timeout=30_000)
+    page.wait_for_function(f"() => window.voiceAgent.agentPeakRms > {AUDIBLE_RMS}", timeout=30_000)
     expect(page.locator("#transcript-empty")).to_be_hidden()
 
     # The fake mic speaks: the meter moves, the user indicator lights, interim text updates in place.
-    page.wait_for_function("document.getElementById('mic-level').value > 0.05", timeout=30_000)
+    page.wait_for_function("() => document.getElementById('mic-level').value > 0.05", timeout=30_000)
     expect(page.locator("#interim")).to_have_attribute("data-active", "true", timeout=45_000)
     expect(page.locator("#user-indicator")).to_have_attribute("data-speaking", "true", timeout=10_000)
     page.screenshot(path=artifacts_dir / "chat-user-speaking.png", full_page=True)
@@ -176,8 +176,8 @@ def test_phone_width_and_scroll_that_respects_the_reader(browser: Browser, stack
         expect(page.locator("#status")).to_have_attribute("data-state", "live", timeout=30_000)
         # Wait until the transcript overflows its box; while nobody scrolls, it follows the newest line.
         page.wait_for_function(
-            "(() => { const s = document.getElementById('transcript-scroller');"
-            " return s.scrollHeight > s.clientHeight + 40; })()", timeout=90_000)
+            "() => { const s = document.getElementById('transcript-scroller');"
+            " return s.scrollHeight > s.clientHeight + 40; }", timeout=90_000)
         assert at_bottom(page)
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.screenshot(path=artifacts_dir / "mobile-chat.png", full_page=True)
@@ -185,7 +185,7 @@ def test_phone_width_and_scroll_that_respects_the_reader(browser: Browser, stack
         # A reader scrolls up: new lines must not pull them down; a button offers the way back.
         page.evaluate("document.getElementById('transcript-scroller').scrollTop = 0")
         count = page.locator("#transcript .line").count()
-        page.wait_for_function(f"document.querySelectorAll('#transcript .line').length > {count}", timeout=45_000)
+        page.wait_for_function(f"() => document.querySelectorAll('#transcript .line').length > {count}", timeout=45_000)
         assert page.evaluate("document.getElementById('transcript-scroller').scrollTop") < 5
         jump = page.get_by_role("button", name="Jump to latest")
         expect(jump).to_be_visible()
@@ -212,7 +212,7 @@ def test_stop_while_connecting_cancels_the_start(page: Page, stack: Stack, api: 
     wait_until(lambda: page.evaluate("true") and held, 10, "the session request to be held")
     page.get_by_role("button", name="Stop").click()
     expect(status).to_have_attribute("data-state", "idle", timeout=20_000)
-    page.wait_for_function("window.voiceAgent.roomState === 'disconnected'")
+    page.wait_for_function("() => window.voiceAgent.roomState === 'disconnected'")
 
     # The request reaches the server after all: the cancelled start deletes what it made.
     with page.expect_response(lambda r: r.request.method == "DELETE" and "/session/" in r.url) as deleted:
@@ -235,7 +235,9 @@ def test_session_ended_by_the_server_returns_to_idle(page: Page, stack: Stack, a
     assert api.delete(f"/session/{session_id}")[0] == 204  # e.g. from another tab
     expect(page.locator("#status")).to_have_attribute("data-state", "idle", timeout=20_000)
     expect(page.locator("#status")).to_contain_text("The session ended (deleted)")
-    page.wait_for_function("window.voiceAgent.roomState === 'disconnected' && window.voiceAgent.wsState === 'closed'")
+    page.wait_for_function(
+        "() => window.voiceAgent.roomState === 'disconnected' && window.voiceAgent.wsState === 'closed'"
+    )
     expect(page.get_by_role("button", name="Start")).to_be_enabled()
 
 

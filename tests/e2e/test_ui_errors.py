@@ -79,7 +79,7 @@ def expect_error(page: Page, kind: str, title: str, message: str | re.Pattern[st
 def expect_nothing_left(page: Page) -> None:
     """A failed start leaves no room, socket or session behind."""
     page.wait_for_function(
-        "window.voiceAgent.roomState === 'disconnected' && window.voiceAgent.wsState === 'closed'"
+        "() => window.voiceAgent.roomState === 'disconnected' && window.voiceAgent.wsState === 'closed'"
         " && window.voiceAgent.sessionId === null"
     )
 
@@ -195,7 +195,7 @@ def test_429_rate_limited_says_how_long_and_start_comes_back(
     wait = int(answered.value.headers["retry-after"])
     # While the wait lasts, Start is held (checked in the page: the wait may be a second).
     page.wait_for_function(
-        "window.voiceAgent.errorKind === 'rate_limited' && document.getElementById('start').disabled"
+        "() => window.voiceAgent.errorKind === 'rate_limited' && document.getElementById('start').disabled"
     )
     unit = "second" if wait == 1 else "seconds"
     expect_error(page, "rate_limited", "Too many attempts",

@@ -66,7 +66,7 @@ def test_a_muted_person_is_not_heard(
 
         # The muted sentence plays into the microphone: the track sends silence, the meter stays empty.
         wait_until(lambda: page_audio.mic_seconds(page) > muted_start + 0.5, 30, "the muted sentence to start")
-        page.wait_for_function("window.voiceAgent.micRms < 0.001")
+        page.wait_for_function("() => window.voiceAgent.micRms < 0.001")
         assert page.evaluate("document.getElementById('mic-level').value") == 0
         page.screenshot(path=artifacts_dir / "chat-muted.png", full_page=True)
         wait_until(lambda: page_audio.mic_seconds(page) > muted_end + 1.0, 30, "the muted sentence to end")
@@ -108,24 +108,24 @@ def test_input_and_output_devices_switch_and_fall_back(page: Page, stack: Stack,
     assert len(outputs) == 3
 
     press_start(page)
-    page.wait_for_function("window.voiceAgent.micDeviceId === 'default'")
+    page.wait_for_function("() => window.voiceAgent.micDeviceId === 'default'")
     expect(page.locator("#transcript .line.agent .text").first).to_have_text(GREETING, timeout=30_000)
 
     # Another microphone: the published track is replaced, and the meter follows the new one.
     other_id = inputs[1][0]
     page.get_by_label("Microphone", exact=True).select_option(label="Fake Audio Input 1")
-    page.wait_for_function(f"window.voiceAgent.micDeviceId === {other_id!r}")
+    page.wait_for_function(f"() => window.voiceAgent.micDeviceId === {other_id!r}")
     # Another speaker: the agent's audio element plays there.
     speaker_id = outputs[1][0]
     page.get_by_label("Speaker").select_option(speaker_id)
-    page.wait_for_function(f"document.getElementById('agent-audio').sinkId === {speaker_id!r}")
+    page.wait_for_function(f"() => document.getElementById('agent-audio').sinkId === {speaker_id!r}")
     page.screenshot(path=artifacts_dir / "chat-devices-chosen.png", full_page=True)
 
     # The chosen microphone is unplugged: back to the default one, and the page says so.
     page.evaluate(f"window.__setDeviceHidden({other_id!r}, true)")
     expect(page.locator("#mic-device option")).to_have_count(2)
     expect(page.get_by_label("Microphone", exact=True)).to_have_value("default")
-    page.wait_for_function("window.voiceAgent.micDeviceId === 'default'")
+    page.wait_for_function("() => window.voiceAgent.micDeviceId === 'default'")
     expect(page.locator("#say-note")).to_contain_text("microphone you chose was disconnected")
     assert page.evaluate("window.voiceAgent.inputDevice") == "default"
     page.screenshot(path=artifacts_dir / "chat-device-unplugged.png", full_page=True)
@@ -163,7 +163,7 @@ def test_microphone_denied_offers_a_text_only_conversation(
         expect(page.get_by_label("Message to the agent")).to_be_enabled()
         # The agent still joins and speaks: its greeting is heard and written.
         expect(page.locator("#transcript .line.agent .text").first).to_have_text(GREETING, timeout=30_000)
-        page.wait_for_function(f"window.voiceAgent.agentPeakRms > {AUDIBLE_RMS}", timeout=30_000)
+        page.wait_for_function(f"() => window.voiceAgent.agentPeakRms > {AUDIBLE_RMS}", timeout=30_000)
         page.screenshot(path=artifacts_dir / "chat-text-only.png", full_page=True)
         press_stop(page)
     finally:

@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 from app.asgi import application
 from app.voice.agent.livekit_gateway import get_gateway
 from fakes.livekit import FakeLiveKitGateway
-from tests.unit.support import ORIGIN, SPEECH_WAV, cookie_header
+from tests.unit.support import HOST, ORIGIN, SPEECH_WAV, cookie_header
 
 
 @pytest.fixture(autouse=True)
@@ -108,7 +108,7 @@ async def open_socket(api: httpx.AsyncClient) -> AsyncIterator[Callable[..., Awa
     sockets: list[WebsocketCommunicator] = []
 
     async def connect(path: str, visitor: httpx.AsyncClient | None = api) -> WebsocketCommunicator:
-        headers = [ORIGIN] + ([await cookie_header(visitor)] if visitor is not None else [])
+        headers = [HOST, ORIGIN] + ([await cookie_header(visitor)] if visitor is not None else [])
         communicator = WebsocketCommunicator(application, path, headers=headers)
         sockets.append(communicator)
         connected, _ = await communicator.connect()

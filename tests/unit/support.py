@@ -4,11 +4,12 @@ helpers from here, never from each other or from conftest)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from django.contrib.sessions.backends.signed_cookies import SessionStore
 from django.test import Client
 
 from app.voice.sessions.visitors import SESSION_KEY
+from devtools.stack import ManagedProcess, backend_command, free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -26,8 +28,11 @@ DATA = ROOT / "tests" / "data"
 SPEECH_WAV = DATA / "hello-agent-16k.wav"
 
 JSON = "application/json"
-# The Origin header of the Flask UI in development: the only one the WebSocket accepts.
+# The Origin header of the Flask UI in development: the only cross-origin one the WebSocket
+# accepts (app.voice.ws.origins), from a page to a Host in ALLOWED_HOSTS (every server sends
+# one; WebsocketCommunicator only what it is given).
 ORIGIN = (b"origin", b"http://127.0.0.1:5000")
+HOST = (b"host", b"127.0.0.1:8000")
 
 
 async def receive_until(
@@ -64,11 +69,12 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
 # Settings of a production deployment: every required variable, and values to look for.
 PRODUCTION = {
     "DJANGO_ENV": "production",
-    "DJANGO_SECRET_KEY": "prod-secret-key-value-0123456789",
+    # The signing secrets as production wants them: 32 characters or more (app.settings).
+    "DJANGO_SECRET_KEY": "prod-secret-key-value-0123456789-abcdefghij",
     "DJANGO_ALLOWED_HOSTS": "voice.example.com, api.voice.example.com",
     "LIVEKIT_URL": "wss://livekit.example.com",
     "LIVEKIT_API_KEY": "APIprodkey0123",
-    "LIVEKIT_API_SECRET": "prod-livekit-secret-0123456789",
+    "LIVEKIT_API_SECRET": "prod-livekit-secret-0123456789-abcdefghij",
     "OPENAI_API_KEY": "sk-" + "prod" * 8,  # shaped like an OpenAI key, not one
     "CORS_ORIGINS": "http://evil.example:5000",
     "DATABASE_URL": "postgres://voice:pw-0123456789@db.internal:5432/voice",
@@ -124,3 +130,27 @@ async def cookie_header(client: httpx.AsyncClient) -> tuple[bytes, bytes]:
     """A WebSocket `Cookie` header that makes the socket the same visitor as `client`."""
     await visitor_of(client)
     return (b"cookie", f"{settings.SESSION_COOKIE_NAME}={visitor_cookie(client)}".encode())
+
+
+# ---- real servers: what a claim about uvicorn itself needs -----------------------------------
+
+
+@contextlib.contextmanager
+def real_backend(tmp_path: Path, **env: str) -> Iterator[str]:
+    """The backend as devtools/stack.py starts it (the same command line), on a migrated
+    SQLite database of its own, with `env` added; yields its base URL. Sessions would be
+    dispatched (none is started here), so no model is loaded; LiveKit is not running."""
+    port = free_port()
+    full_env = {
+        **os.environ, "VOICE_DATABASE_URL": f"sqlite:///{tmp_path / 'backend.sqlite3'}",
+        "VOICE_AGENT_HOST": "dispatch", "LIVEKIT_URL": f"ws://127.0.0.1:{free_port()}",
+        "PYTHONUNBUFFERED": "1", **env,
+    }
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+                   cwd=ROOT, env=full_env, check=True, timeout=120)
+    process = ManagedProcess("backend", backend_command(port), full_env, tmp_path / "backend.log").start()
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60, process=process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()

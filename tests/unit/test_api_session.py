@@ -11,6 +11,7 @@ import logging
 import uuid
 
 import pytest
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from app.voice.models import VoiceSession
@@ -181,10 +182,25 @@ def test_unknown_path_is_a_json_404_even_with_debug_on(client: APIClient, settin
     assert_error(client.get(path), 404, "not_found")
 
 
-def test_a_host_not_in_allowed_hosts_is_refused_in_the_error_shape(client: APIClient, settings) -> None:
-    settings.ALLOWED_HOSTS = ["voice.example.com"]
-    assert_error(client.get("/healthz", HTTP_HOST="evil.example.com"), 400, "bad_request")
-    assert client.get("/healthz", HTTP_HOST="voice.example.com").status_code == 200
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_host_not_in_allowed_hosts_is_refused_in_the_error_shape(client: APIClient, debug: bool) -> None:
+    # With DEBUG on (development), Django's own answer is its HTML debug page, settings and all.
+    with override_settings(DEBUG=debug, ALLOWED_HOSTS=["voice.example.com"]):
+        for path in ("/healthz", "/token?room=r&identity=i", "/nope"):
+            assert_error(client.get(path, HTTP_HOST="evil.example.com"), 400, "bad_request")
+        assert client.get("/healthz", HTTP_HOST="voice.example.com").status_code == 200
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_what_django_itself_refuses_in_a_view_is_a_4xx_not_a_500(client: APIClient, debug: bool) -> None:
+    """The ASGI body limit (app/body_limit.py) stops large bodies first; DRF's test client
+    goes around it, as anything that reaches Django's own checks would."""
+    with override_settings(DEBUG=debug):
+        body = json.dumps({"room": "room-1", "identity": "alice", "pad": "x" * 3_000_000})  # > 2.5 MB
+        assert_error(client.post("/session", body, content_type=JSON), 413, "payload_too_large")
+        fields = "&".join(f"f{n}=1" for n in range(1001))  # > DATA_UPLOAD_MAX_NUMBER_FIELDS
+        assert_error(client.get(f"/transcripts?{fields}"), 400, "bad_request")
+        assert_error(client.get(f"/token?room=r&identity=i&{fields}"), 400, "bad_request")
 
 
 def test_deeply_nested_json_is_400_not_500(client: APIClient) -> None:

@@ -9,6 +9,7 @@ import jwt
 import pytest
 from rest_framework.test import APIClient
 
+from app.voice.sessions.media_rooms import room_of
 from tests.unit.support import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -35,15 +36,23 @@ def test_no_admin_or_cross_room_grants(client: APIClient, settings) -> None:
     claims = claims_of(client.get("/token", {"room": "room-a", "identity": "alice"}), settings)
     video = claims["video"]
     assert not ADMIN_GRANTS & {k for k, v in video.items() if v}
-    assert video["room"] == "room-a" and video["roomJoin"] is True
+    assert room_of(video["room"]) == "room-a" and video["roomJoin"] is True
     other = claims_of(client.get("/token", {"room": "room-b", "identity": "alice"}), settings)
-    assert other["video"]["room"] == "room-b"
+    assert room_of(other["video"]["room"]) == "room-b"
+    assert claims.get("kind", "") in ("", "standard")  # never the agent's kind: the page plays only the agent
+
+
+def test_the_token_lives_two_minutes_by_default() -> None:
+    """Long enough to join; LiveKit refreshes a joined client's token itself."""
+    from django.conf import settings as defaults
+
+    assert defaults.LIVEKIT_TOKEN_TTL_SECONDS == 120
 
 
 @pytest.mark.parametrize("name", ["a", "A.b_c-9", "x" * 128])
 def test_names_at_the_edges_of_the_rule_are_accepted(client: APIClient, settings, name: str) -> None:
     claims = claims_of(client.get("/token", {"room": name, "identity": name}), settings)
-    assert (claims["sub"], claims["video"]["room"]) == (name, name)
+    assert (claims["sub"], room_of(claims["video"]["room"])) == (name, name)
 
 
 @pytest.mark.parametrize(

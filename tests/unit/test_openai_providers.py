@@ -22,7 +22,7 @@ from tests.unit import respx_httpx2  # noqa: F401  (registers respx's "httpx2" m
 
 API = "https://api.openai.com/v1"
 FAKE_KEY = "sk-" + "test" * 6
-INFO = SessionInfo(session_id="0" * 32, room="room-1", identity="alice")
+INFO = SessionInfo(session_id="0" * 32, room="room-1", identity="alice", livekit_room="room-1~x")
 
 
 @pytest.fixture

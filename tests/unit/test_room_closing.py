@@ -13,12 +13,18 @@ from django.utils import timezone
 
 from app.voice import lifecycle
 from app.voice.agent.host import get_host
-from app.voice.models import VoiceSession
+from app.voice.models import RoomClaim, VoiceSession
 from app.voice.sessions import ending, sweeper
 from app.voice.sessions.groups import channel_layer, transcript_group
+from app.voice.sessions.media_rooms import room_of
 from fakes.livekit import FakeLiveKitGateway, PersonScript
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def names(media_rooms: list[str]) -> list[str]:
+    """The room names the LiveKit rooms were made for."""
+    return [room_of(media_room) for media_room in media_rooms]
 
 
 async def start(api, room: str, identity: str = "alice") -> str:
@@ -49,7 +55,9 @@ async def test_a_token_creates_its_room_so_the_browser_can_join_before_the_sessi
 ) -> None:
     response = await api.get("/token", params={"room": "room-token", "identity": "alice"})
     assert response.status_code == 200, response.content
-    assert gateway.created == ["room-token"] and gateway.open_rooms == {"room-token"}
+    media_room = (await RoomClaim.objects.aget(room="room-token")).livekit_room
+    assert room_of(media_room) == "room-token"  # the claim's own LiveKit room
+    assert gateway.created == [media_room] and gateway.open_rooms == {media_room}
 
 
 async def test_a_token_is_still_minted_when_livekit_is_down(api, gateway: FakeLiveKitGateway, caplog) -> None:
@@ -67,8 +75,9 @@ async def test_delete_closes_the_room_once_after_telling_the_socket_why(
     api, gateway: FakeLiveKitGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     session_id = await start(api, "room-del")
-    assert gateway.created == ["room-del"]  # created before the agent joined
-    assert "room-del" in gateway.rooms
+    media_room = (await VoiceSession.objects.aget(pk=session_id)).livekit_room
+    assert gateway.created == [media_room]  # created before the agent joined
+    assert gateway.rooms["room-del"].name == media_room
     layer = channel_layer()
     follower = await layer.new_channel()  # what a transcript socket of the session hears
     await layer.group_add(transcript_group(session_id), follower)
@@ -84,12 +93,12 @@ async def test_delete_closes_the_room_once_after_telling_the_socket_why(
     monkeypatch.setattr(gateway, "delete_room", delete_after_checking)
     assert (await api.delete(f"/session/{session_id}")).status_code == 204
     # Deleted by the time DELETE answers, after the socket's group heard why.
-    assert gateway.deleted == ["room-del"] and not gateway.open_rooms
+    assert gateway.deleted == [media_room] and not gateway.open_rooms
     assert heard_before_delete[-1] == {"event": "session_ended", "reason": "deleted"}
     # Repeating the DELETE, or any other late ending, deletes nothing more.
     assert (await api.delete(f"/session/{session_id}")).status_code == 204
     await get_host().shutdown()
-    assert gateway.deleted == ["room-del"]
+    assert gateway.deleted == [media_room]
     await assert_ended(session_id, "deleted")
 
 
@@ -105,7 +114,7 @@ async def test_the_room_going_away_closes_it_once(api, gateway: FakeLiveKitGatew
     await wait_until_ended(session_id)
     await assert_ended(session_id, reason)
     assert (await api.delete(f"/session/{session_id}")).status_code == 204
-    assert gateway.deleted == [room]
+    assert gateway.deleted == [gateway.rooms[room].name]
 
 
 async def test_nobody_joining_closes_the_room(api, gateway: FakeLiveKitGateway, settings) -> None:
@@ -114,13 +123,13 @@ async def test_nobody_joining_closes_the_room(api, gateway: FakeLiveKitGateway, 
     session_id = await start(api, "room-empty")
     await wait_until_ended(session_id)
     await assert_ended(session_id, "participant_left")
-    assert gateway.deleted == ["room-empty"]
+    assert names(gateway.deleted) == ["room-empty"]
 
 
 async def test_shutdown_closes_every_room_once(api, gateway: FakeLiveKitGateway) -> None:
     ids = [await start(api, f"room-shut-{n}") for n in range(2)]
     await get_host().shutdown()
-    assert sorted(gateway.deleted) == ["room-shut-0", "room-shut-1"]
+    assert sorted(names(gateway.deleted)) == ["room-shut-0", "room-shut-1"]
     for session_id in ids:
         await assert_ended(session_id, "shutdown")
 
@@ -134,28 +143,32 @@ async def test_a_failed_start_closes_the_room_it_created(
     monkeypatch.setattr(gateway, "join_room", refuse)
     response = await api.post("/session", json={"room": "room-fail", "identity": "alice"})
     assert response.status_code == 503, response.content
-    assert gateway.created == ["room-fail"] and gateway.deleted == ["room-fail"]
+    assert names(gateway.created) == ["room-fail"] and gateway.deleted == gateway.created
     assert not gateway.open_rooms
     assert (await VoiceSession.objects.aget(room="room-fail")).end_reason == "error"
 
 
 async def test_the_sweeper_closes_the_room_of_a_session_whose_host_died(gateway: FakeLiveKitGateway) -> None:
     long_ago = timezone.now() - timedelta(minutes=5)
-    dead = await VoiceSession.objects.acreate(room="room-dead", identity="x", status="running", heartbeat_at=long_ago)
-    gateway.open_rooms.add("room-dead")  # its host created it, then died
+    dead = await VoiceSession.objects.acreate(
+        room="room-dead", livekit_room="room-dead~1", identity="x", status="running", heartbeat_at=long_ago
+    )
+    gateway.open_rooms.add("room-dead~1")  # its host created it, then died
     assert await sweeper.sweep_once() == 1
-    assert gateway.deleted == ["room-dead"] and not gateway.open_rooms
+    assert gateway.deleted == ["room-dead~1"] and not gateway.open_rooms
     assert await sweeper.sweep_once() == 0
-    assert gateway.deleted == ["room-dead"]
+    assert gateway.deleted == ["room-dead~1"]
     await assert_ended(str(dead.id), "error")
 
 
 async def test_delete_of_an_orphan_closes_its_room(gateway: FakeLiveKitGateway, settings) -> None:
     """No process hosts the agent any more: the DELETE itself ends it, and closes the room."""
     settings.VOICE_STOP_TIMEOUT = 0.2
-    orphan = await VoiceSession.objects.acreate(room="room-orphan", identity="bob", status="running")
+    orphan = await VoiceSession.objects.acreate(
+        room="room-orphan", livekit_room="room-orphan~1", identity="bob", status="running"
+    )
     await lifecycle.stop_session(orphan)  # what DELETE /session/{id} does
-    assert gateway.deleted == ["room-orphan"]
+    assert gateway.deleted == ["room-orphan~1"]
     await assert_ended(str(orphan.id), "deleted")
 
 

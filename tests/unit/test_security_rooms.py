@@ -3,7 +3,8 @@
 A room belongs to the identity holding its live session, or else to the identity whose
 token claim on it is unexpired and newer than the room's last ended session. Another
 identity gets 409 room_busy (a live session) or 403 room_taken (a token claim); once the
-session ends the name is free again. Live sessions are bounded per identity and per
+session ends the name is free again, and the next claim of it joins a LiveKit room of its
+own, so no token of an earlier owner reaches the next one. Live sessions are bounded per identity and per
 client IP (429 too_many_sessions), enforced in session_store, below the HTTP edge.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import jwt
 import pytest
 from django.utils import timezone
 
@@ -19,6 +21,7 @@ from app.asgi import application
 from app.voice.models import EndReason, RoomClaim, VoiceSession
 from app.voice.sessions import store as session_store
 from app.voice.sessions.errors import RoomBusy, RoomTaken, TooManySessions
+from app.voice.sessions.media_rooms import room_of
 from fakes.livekit import FakeLiveKitGateway
 from tests.unit.support import assert_error, receive_until
 
@@ -162,3 +165,59 @@ async def test_claims_in_the_service_code(settings) -> None:
     await session_store.mark_ended(live.id, EndReason.DELETED)
     await session_store.claim_room("room-1", "bob", ttl)
     assert (await RoomClaim.objects.aget(room="room-1")).identity == "bob"
+
+
+# --- a room name passed on: each claim has a LiveKit room of its own -----------------------
+
+
+def media_room_of(response) -> str:
+    """The LiveKit room a /token answer's JWT joins."""
+    assert response.status_code == 200, response.content
+    return jwt.decode(response.json()["token"], options={"verify_signature": False})["video"]["room"]
+
+
+async def test_a_token_from_an_earlier_claim_cannot_join_the_next_owners_room(
+    api, new_visitor, gateway: FakeLiveKitGateway
+) -> None:
+    """The eavesdropping finding: A's token for R, kept after A's session ended, must not
+    join R once B holds it. Each claim joins a LiveKit room of its own; A's is deleted."""
+    a, b = api, new_visitor()
+    a_room = media_room_of(await token(a, "room-r", "ann"))
+    session_id = await start(a, "room-r", "ann")
+    assert (await VoiceSession.objects.aget(pk=session_id)).livekit_room == a_room  # the agent joined A's
+    assert gateway.rooms["room-r"].name == a_room
+    await stop(a, session_id)
+    assert a_room in gateway.deleted and a_room not in gateway.open_rooms
+
+    b_room = media_room_of(await token(b, "room-r", "ben"))
+    b_session = await start(b, "room-r", "ben")
+    assert room_of(b_room) == "room-r" and b_room != a_room
+    assert (await VoiceSession.objects.aget(pk=b_session)).livekit_room == b_room
+    assert gateway.rooms["room-r"].name == b_room
+    # A's token names a room that is gone for good: no claim or session will bring it back.
+    assert a_room not in gateway.open_rooms
+    assert not await VoiceSession.objects.filter(livekit_room=a_room).exclude(pk=session_id).aexists()
+    await stop(b, b_session)
+
+
+async def test_the_same_claim_keeps_its_livekit_room_and_a_new_claim_gets_a_new_one(api) -> None:
+    first = media_room_of(await token(api, "room-k", "kim"))
+    assert media_room_of(await token(api, "room-k", "kim")) == first  # asked again: the same claim
+    session_id = await start(api, "room-k", "kim")
+    assert (await VoiceSession.objects.aget(pk=session_id)).livekit_room == first
+    # Once the claim has lapsed, a live session still keeps its room for its identity.
+    await RoomClaim.objects.filter(room="room-k").aupdate(expires_at=timezone.now() - timedelta(seconds=1))
+    assert media_room_of(await token(api, "room-k", "kim")) == first
+    await stop(api, session_id)
+    # Ended: even its own identity starts over in a new room.
+    again = media_room_of(await token(api, "room-k", "kim"))
+    assert again != first and room_of(again) == "room-k"
+
+
+async def test_a_session_without_a_token_gets_a_new_livekit_room(api) -> None:
+    ids = []
+    for _ in range(2):
+        ids.append(await start(api, "room-n", "nia"))
+        await stop(api, ids[-1])
+    rooms = [s.livekit_room async for s in VoiceSession.objects.filter(pk__in=ids)]
+    assert len(set(rooms)) == 2 and {room_of(r) for r in rooms} == {"room-n"}

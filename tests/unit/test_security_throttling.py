@@ -9,13 +9,15 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from app.voice.http.throttling import TokenRateThrottle
-from tests.unit.support import JSON, PRODUCTION, ROOT, assert_error, load_settings
+from tests.unit.support import JSON, PRODUCTION, ROOT, assert_error, load_settings, real_backend
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,6 +105,20 @@ def test_behind_one_trusted_proxy_the_client_is_the_address_it_appended(client: 
     assert token(client, 4, HTTP_X_FORWARDED_FOR="198.51.100.8").status_code == 200  # another visitor
     # A malformed entry is not an address: the request counts against the proxy's own IP.
     assert token(client, 5, HTTP_X_FORWARDED_FOR="not an ip").status_code == 200
+
+
+def test_the_real_server_lets_no_forged_x_forwarded_for_pick_the_client(tmp_path: Path) -> None:
+    """The backend as the stack starts it: uvicorn must not rewrite the client address from
+    X-Forwarded-For (its default for requests from 127.0.0.1), or every forged header is a
+    new budget. Only the app decides (client_ip), and without trusted proxies it is the peer."""
+    with real_backend(tmp_path, VOICE_TOKEN_RATE="2/min") as url:
+        answers = [
+            httpx.get(f"{url}/token", params={"room": f"room-{n}", "identity": f"guest-{n}"},
+                      headers={"X-Forwarded-For": f"203.0.113.{n}"}, timeout=30)
+            for n in range(3)
+        ]
+    assert [answer.status_code for answer in answers] == [200, 200, 429], [a.text for a in answers]
+    assert answers[2].json()["error"]["code"] == "rate_limited"
 
 
 NO_SESSION = "/session/00000000-0000-4000-8000-000000000000"

@@ -1,5 +1,5 @@
-"""Settings from the environment: production refuses to start without its variables
-(naming the missing one, never a value), CORS is an allow-list in development and
+"""Settings from the environment: production refuses to start without its variables or
+with a weak signing secret (naming the variable, never a value), CORS is an allow-list in development and
 same-origin in production, DJANGO_ALLOWED_HOSTS and DATABASE_URL are honoured, and the
 voice timing settings refuse values the session cannot work with.
 
@@ -14,7 +14,8 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from tests.unit.support import PRODUCTION, load_settings
+from devtools.stack import LIVEKIT_DEV_SECRET
+from tests.unit.support import PRODUCTION, ROOT, load_settings
 
 FLASK_ORIGIN = "http://127.0.0.1:5000"
 
@@ -58,6 +59,41 @@ def test_production_refuses_to_start_naming_the_missing_variable_and_no_value(mi
     for name, value in PRODUCTION.items():
         if name not in ("DJANGO_ENV", "DJANGO_ALLOWED_HOSTS", "CORS_ORIGINS"):
             assert value not in result.stderr, f"{name}'s value leaked"
+
+
+# Each: a signing secret production must refuse. A token /token returned, or a visitor
+# cookie, is enough to try a word list against its HMAC key offline.
+SIGNING_SECRETS = ["DJANGO_SECRET_KEY", "LIVEKIT_API_SECRET"]
+WEAK_SECRETS = [
+    pytest.param("Wk7-q", id="too-short"),
+    pytest.param("Wk7-q" * 6 + "Z", id="31-characters"),
+    pytest.param("dev-only-insecure-key", id="django-default"),
+    pytest.param("secret", id="livekit-default-and-dev-server"),
+    pytest.param(LIVEKIT_DEV_SECRET, id="devtools-stack"),
+    pytest.param("django-insecure-" + "Wk7-q" * 10, id="django-startproject"),
+]
+SETTINGS_SOURCE = (ROOT / "app" / "settings.py").read_text()
+
+
+@pytest.mark.parametrize("value", WEAK_SECRETS)
+@pytest.mark.parametrize("variable", SIGNING_SECRETS)
+def test_production_refuses_a_short_or_development_secret_naming_the_variable_and_the_rule(
+    variable: str, value: str
+) -> None:
+    result = load_settings({**PRODUCTION, variable: value})
+    assert result.returncode != 0
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("django.core.exceptions.ImproperlyConfigured: "), result.stderr
+    assert variable in error and "at least 32 characters" in error and "development value" in error
+    assert value not in error.partition(": ")[2]
+    # A development default shows in the traceback's own source lines; nothing else may.
+    if value not in SETTINGS_SOURCE:
+        assert value not in result.stderr
+
+
+def test_production_accepts_a_32_character_secret() -> None:
+    secrets = {name: "Wk7-q" * 6 + "Zz" for name in SIGNING_SECRETS}
+    assert settings_of({**PRODUCTION, **secrets})["DEBUG"] is False
 
 
 def test_production_with_fake_providers_needs_no_openai_key() -> None:

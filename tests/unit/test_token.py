@@ -8,6 +8,7 @@ import jwt
 import pytest
 from rest_framework.test import APIClient
 
+from app.voice.sessions.media_rooms import room_of
 from tests.unit.support import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -22,10 +23,13 @@ def test_token_grants_join_for_that_room_only(client: APIClient, settings) -> No
     claims = jwt.decode(body["token"], settings.LIVEKIT_API_SECRET, algorithms=["HS256"])
     assert claims["sub"] == "alice"
     assert claims["iss"] == settings.LIVEKIT_API_KEY
+    # The claim's own LiveKit room; the microphone's audio and data (typed lines) only.
+    assert room_of(claims["video"]["room"]) == "room-1"
     assert claims["video"] == {
         "roomJoin": True,
-        "room": "room-1",
+        "room": claims["video"]["room"],
         "canPublish": True,
+        "canPublishSources": ["microphone"],
         "canSubscribe": True,
         "canPublishData": True,
     }

@@ -23,7 +23,7 @@ from app.voice.sessions import store as session_store
 from app.voice.sessions.ending import end_session
 from app.voice.sessions.groups import transcript_group
 from app.voice.sessions.info import SessionInfo
-from tests.unit.support import visitor_of
+from tests.unit.support import HOST, visitor_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,7 +116,7 @@ async def test_late_subscriber_gets_earlier_finals_with_seq_then_live_ones_witho
     assert [await late.receive_json_from(timeout=5) for _ in range(3)] == [
         messages.with_seq(greeting, 1), messages.with_seq(typed, 3), messages.with_seq(reply, 5)
     ]
-    await end_session(SessionInfo(str(session.id), session.room, session.identity), EndReason.DELETED)
+    await end_session(SessionInfo.of(session), EndReason.DELETED)
     for client in (socket, late):
         assert await client.receive_json_from(timeout=5) == {"event": "session_ended", "reason": "deleted"}
         assert await closed_with(client) == 1000
@@ -182,7 +182,7 @@ async def test_the_socket_closes_after_session_ended_and_cannot_reopen(api, open
     assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
 
     await end_session(
-        SessionInfo(str(session.id), session.room, session.identity), EndReason.PARTICIPANT_LEFT
+        SessionInfo.of(session), EndReason.PARTICIPANT_LEFT
     )
     assert await socket.receive_json_from(timeout=5) == {"event": "session_ended", "reason": "participant_left"}
     assert await closed_with(socket) == 1000
@@ -195,7 +195,7 @@ async def test_the_socket_closes_after_session_ended_and_cannot_reopen(api, open
 async def test_a_foreign_origin_is_refused_at_the_handshake(api, open_socket, path: str) -> None:
     session = await live_session(api)
     path = path.format(session_id=session.id)
-    foreign = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://evil.example")])
+    foreign = WebsocketCommunicator(application, path, headers=[HOST, (b"origin", b"http://evil.example")])
     connected, _ = await foreign.connect()
     assert not connected
     await foreign.disconnect()

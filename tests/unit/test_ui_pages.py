@@ -106,7 +106,7 @@ def test_history_detail_has_a_place_for_the_median_latency(client: FlaskClient) 
 
 def test_chat_page_loads_its_modules_and_maps_livekit_to_the_vendor_route(client: FlaskClient) -> None:
     html, elements = page(client, "/chat")
-    import_map = re.search(r'<script type="importmap">(.*?)</script>', html, re.S)
+    import_map = re.search(r'<script type="importmap" nonce="[^"]+">(.*?)</script>', html, re.S)
     assert import_map is not None
     assert '"livekit-client": "/vendor/livekit-client.esm.mjs"' in import_map.group(1)
     assert {"type": "module", "src": "/static/chat.js"} in elements.scripts
@@ -186,3 +186,65 @@ def test_same_origin_backend_is_an_empty_url() -> None:
     app = create_app({"TESTING": True, "BACKEND_URL": ""})
     assert 'data-backend-url=""' in app.test_client().get("/chat").get_data(as_text=True)
     assert app.test_client().get("/healthz").get_json() == {"status": "ok"}
+
+
+# ---- security headers (ui/security.py) -----------------------------------------------------
+
+
+def directives(response) -> dict[str, list[str]]:
+    policy = response.headers["Content-Security-Policy"]
+    return {name: values for name, *values in (part.split() for part in policy.split(";"))}
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/chat", "/history", f"/history/{uuid.uuid4()}", "/static/chat.js", "/static/style.css",
+             "/vendor/livekit-client.esm.mjs", "/healthz", "/no-such-page"],
+)
+def test_every_response_carries_the_security_headers(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    response.close()
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["Permissions-Policy"] == "microphone=(self), camera=(), geolocation=()"
+    csp = directives(response)
+    # No other site frames the pages (one did, asking for the microphone); nothing but the
+    # pages' own scripts and styles runs; no plugins, no <base>, forms only to the pages.
+    assert csp["frame-ancestors"] == ["'none'"]
+    assert csp["default-src"] == ["'self'"] and csp["style-src"] == ["'self'"]
+    assert csp["object-src"] == ["'none'"] and csp["base-uri"] == ["'none'"]
+    assert csp["form-action"] == ["'self'"]
+    assert [s for s in csp["script-src"] if not s.startswith("'nonce-")] == ["'self'"]
+    assert not any("unsafe" in source for values in csp.values() for source in values)
+    # The backend (http and WebSocket), and LiveKit, whose URL the page learns from /token.
+    assert {"'self'", "http://backend.test:8000", "ws://backend.test:8000", "wss:", "https:"} <= set(csp["connect-src"])
+
+
+def test_the_import_map_runs_by_a_nonce_new_on_every_request(client: FlaskClient) -> None:
+    nonces = []
+    for _ in range(2):
+        response = client.get("/chat")
+        html = response.get_data(as_text=True)
+        (nonce,) = re.findall(r'<script type="importmap" nonce="([^"]+)">', html)
+        assert f"'nonce-{nonce}'" in directives(response)["script-src"]
+        nonces.append(nonce)
+    assert nonces[0] != nonces[1] and len(nonces[0]) >= 16
+
+
+def test_no_template_needs_inline_styles_or_scripts_beyond_the_import_map() -> None:
+    """What keeps the policy strict: no style attribute, no inline script but the nonced one."""
+    for template in (STATIC.parent / "templates").glob("*.html"):
+        source = template.read_text()
+        assert "style=" not in source, template.name
+        assert not re.search(r"\son[a-z]+=", source), f"{template.name} has an inline event handler"
+        for script in re.findall(r"<script[^>]*>", source):
+            assert "src=" in script or "nonce=" in script, (template.name, script)
+    for script in STATIC.glob("*.js"):
+        source = script.read_text()
+        assert 'setAttribute("style"' not in source, script.name  # element.style is the CSSOM: allowed
+
+
+def test_a_same_origin_backend_is_allowed_by_self() -> None:
+    app = create_app({"TESTING": True, "BACKEND_URL": ""})
+    connect = directives(app.test_client().get("/chat"))["connect-src"]
+    assert connect == ["'self'", "http:", "https:", "ws:", "wss:"]

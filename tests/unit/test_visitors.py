@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from http.cookies import SimpleCookie
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from app.asgi import application
@@ -26,6 +28,7 @@ from app.voice.contract import close_codes
 from app.voice.models import IdentityClaim, VoiceSession
 from app.voice.sessions import store as session_store
 from tests.unit.support import (
+    HOST,
     ORIGIN,
     PRODUCTION,
     assert_error,
@@ -106,7 +109,7 @@ async def test_a_socket_without_a_cookie_or_with_a_forged_one_is_closed_4401(
     assert await closed_with(bare) == close_codes.NO_VISITOR
     forged_cookie = (await cookie_header(api))[1].replace(b"voice_visitor=", b"voice_visitor=x")
     path = f"/ws/transcript/{session_id}"
-    forged = WebsocketCommunicator(application, path, headers=[ORIGIN, (b"cookie", forged_cookie)])
+    forged = WebsocketCommunicator(application, path, headers=[HOST, ORIGIN, (b"cookie", forged_cookie)])
     assert (await forged.connect())[0]
     assert await closed_with(forged) == close_codes.NO_VISITOR
     await forged.disconnect()
@@ -199,7 +202,8 @@ async def test_a_signed_in_users_socket_follows_their_session_in_another_browser
     phone = APIClient()
     await sync_to_async(phone.force_login)(user)
     cookie = f"{COOKIE}={phone.cookies[COOKIE].value}".encode()
-    socket = WebsocketCommunicator(application, f"/ws/transcript/{session.id}", headers=[ORIGIN, (b"cookie", cookie)])
+    path = f"/ws/transcript/{session.id}"
+    socket = WebsocketCommunicator(application, path, headers=[HOST, ORIGIN, (b"cookie", cookie)])
     assert (await socket.connect())[0]
     await socket.send_json_to({"type": "ping"})
     assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
@@ -232,3 +236,29 @@ def test_the_cookie_is_secure_in_production_and_signed_not_stored() -> None:
     assert (prod["SESSION_COOKIE_SAMESITE"], prod["SESSION_COOKIE_NAME"]) == ("Lax", COOKIE)
     assert prod["SESSION_ENGINE"] == "django.contrib.sessions.backends.signed_cookies"
     assert prod["CORS_ALLOWED_ORIGINS"] == []  # same origin: credentials go nowhere else
+
+
+async def test_an_identity_unused_for_the_hold_period_passes_to_the_next_visitor(
+    api: httpx.AsyncClient, new_visitor: Callable[[], httpx.AsyncClient], settings
+) -> None:
+    """Names are not held forever: VOICE_IDENTITY_HOLD_DAYS after its last use (a token or a
+    session), and with no live session, another visitor may take it."""
+    settings.VOICE_IDENTITY_HOLD_DAYS = 30
+    alice, bob = api, new_visitor()
+    assert (await alice.get("/token", params={"room": "room-a", "identity": "sam"})).status_code == 200
+    claim = await IdentityClaim.objects.aget(identity="sam")
+    almost = timezone.now() - timedelta(days=29, hours=23)
+    await IdentityClaim.objects.filter(pk=claim.pk).aupdate(last_used_at=almost)
+    assert_error(await bob.get("/token", params={"room": "room-b", "identity": "sam"}), 403, "identity_taken")
+    # Alice uses it again: the hold starts over from now.
+    session_id = await start(alice, "room-a", "sam")
+    assert (await IdentityClaim.objects.aget(pk=claim.pk)).last_used_at > almost + timedelta(hours=1)
+    # Unused for longer than the hold, but in a live session: still hers.
+    lapsed = timezone.now() - timedelta(days=31)
+    await IdentityClaim.objects.filter(pk=claim.pk).aupdate(last_used_at=lapsed)
+    assert_error(await bob.get("/token", params={"room": "room-b", "identity": "sam"}), 403, "identity_taken")
+    assert (await alice.delete(f"/session/{session_id}")).status_code == 204
+    # Lapsed and not in use: Bob takes it, and now Alice is the one refused.
+    assert (await bob.get("/token", params={"room": "room-b", "identity": "sam"})).status_code == 200
+    assert (await IdentityClaim.objects.aget(pk=claim.pk)).visitor == await visitor_of(bob)
+    assert_error(await alice.get("/token", params={"room": "room-a", "identity": "sam"}), 403, "identity_taken")

@@ -28,9 +28,10 @@ from django.test import override_settings
 from app.voice.contract import close_codes
 from app.voice.models import VoiceSession
 from app.voice.sessions import store as session_store
-from app.voice.ws.limits import FrameBudget, SocketLimit
+from app.voice.sessions.rate import TokenBucket
+from app.voice.ws.limits import SocketLimit
 from app.voice.ws.routing import websocket_urlpatterns
-from devtools.stack import PYTHON, UVICORN_WS_FLAGS, ManagedProcess, free_port, wait_for_http
+from devtools.stack import ManagedProcess, backend_command, free_port, wait_for_http
 from tests.unit.support import ORIGIN, cookie_header, visitor_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -120,19 +121,19 @@ class Clock:
         return self.now
 
 
-def takes(budget: FrameBudget, count: int) -> list[bool]:
+def takes(budget: TokenBucket, count: int) -> list[bool]:
     return [budget.take() for _ in range(count)]
 
 
 def test_frame_budget_allows_a_burst_at_once_then_refuses() -> None:
-    budget = FrameBudget(rate=4.0, burst=20, clock=Clock())
+    budget = TokenBucket(rate=4.0, burst=20, clock=Clock())
     assert takes(budget, 21) == [True] * 20 + [False]
     assert takes(budget, 100) == [False] * 100  # no time passed: refusals do not refill it
 
 
 def test_frame_budget_refills_at_its_rate() -> None:
     clock = Clock()
-    budget = FrameBudget(rate=4.0, burst=3, clock=clock)  # one frame every 0.25 s
+    budget = TokenBucket(rate=4.0, burst=3, clock=clock)  # one frame every 0.25 s
     assert takes(budget, 4) == [True, True, True, False]
     clock.now += 0.125  # half a frame
     assert takes(budget, 1) == [False]
@@ -144,7 +145,7 @@ def test_frame_budget_refills_at_its_rate() -> None:
 
 def test_frame_budget_never_holds_more_than_its_burst() -> None:
     clock = Clock()
-    budget = FrameBudget(rate=4.0, burst=3, clock=clock)
+    budget = TokenBucket(rate=4.0, burst=3, clock=clock)
     clock.now += 3600.0  # an hour idle
     assert takes(budget, 4) == [True, True, True, False]
 
@@ -226,12 +227,7 @@ def start_backend(database: Path, log: Path) -> tuple[ManagedProcess, str]:
     """uvicorn as devtools/stack.py starts the backend (same flags), on the copied database;
     the agents would be dispatched (none is: no session starts), so no model is loaded."""
     port = free_port()
-    cmd = [
-        PYTHON, "-m", "uvicorn", "app.asgi:application",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--lifespan", "on", "--ws", "websockets-sansio", "--no-access-log",
-        *UVICORN_WS_FLAGS,
-    ]
+    cmd = backend_command(port)
     env = {**os.environ, "VOICE_DATABASE_URL": f"sqlite:///{database}", "VOICE_AGENT_HOST": "dispatch",
            "PYTHONUNBUFFERED": "1"}
     process = ManagedProcess("backend", cmd, env, log).start()

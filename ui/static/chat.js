@@ -171,6 +171,8 @@ function showMessage(message) {
     if (typeof message.text === "string") transcript.setAgentPartial(message.text);
   } else if (message.type) {
     // another added message (pong, ...): nothing to show
+  } else if (message.error) {
+    showRefusal(message.error);
   } else if (message.event) {
     setSpeaking(message.role, message.event === "speech_started");
   } else if (message.final === false) {
@@ -183,6 +185,13 @@ function showMessage(message) {
       typed, interrupted: message.interrupted === true, latency: message.latency || null,
     });
   }
+}
+
+/** The agent refused a typed line (too long, too many): say why, and give the line back. */
+function showRefusal(error) {
+  const last = agent.sentTexts[agent.sentTexts.length - 1];
+  if (/^typed_/.test(error.code) && last && !el.sayText.value) el.sayText.value = last;
+  note(String(error.message || "The agent did not take that message."));
 }
 
 // ---- the microphone: muted, or none (text only) --------------------------------------------

@@ -52,8 +52,15 @@ export class MediaRoom {
     this.TrackEvent = TrackEvent;
     this.events = events;
     this.room = new Room();
-    this.room.on(RoomEvent.TrackSubscribed, (track) => {
+    this.room.on(RoomEvent.TrackSubscribed, (track, publication, participant) => {
       if (track.kind !== Track.Kind.Audio) return;
+      // Only the agent is heard: the server marks it (participant kind "agent"), and no
+      // token the API gives a visitor can. Anyone else's audio is not even received.
+      if (!participant.isAgent) {
+        console.warn("not playing audio from a participant that is not the agent", participant.identity);
+        publication.setSubscribed(false);
+        return;
+      }
       // Played by an <audio> element: WebAudio alone would read silence.
       events.agentAudio({ element: track.attach(), mediaStreamTrack: track.mediaStreamTrack });
     });

@@ -100,7 +100,7 @@ class DispatchHost:
             # LiveKit drops a dispatch that finds every worker busy; ask again until one
             # answers (a worker claims the session, so a repeat never starts two agents).
             await get_gateway().dispatch_agent(
-                room=info.room, agent_name=settings.VOICE_AGENT_NAME, metadata=metadata
+                room=info.livekit_room, agent_name=settings.VOICE_AGENT_NAME, metadata=metadata
             )
             wait = min(REDISPATCH_INTERVAL, deadline - loop.time())
             try:

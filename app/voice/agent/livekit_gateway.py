@@ -4,7 +4,9 @@ Token minting is local (a signed JWT); joining, creating and deleting rooms, dis
 agents and the readiness probe talk to the server. The server is configured not to create
 rooms on join (``room.auto_create: false``): a room exists from ``create_room`` (when a
 token is minted for it, and again when its session starts) until ``delete_room`` (when its
-session ends), so a token minted for a session's room is useless once the session is over.
+session ends). Each claim of a room name has a LiveKit room of its own
+(sessions.media_rooms), so a token minted for a session's room joins nothing once the
+session is over, not even the room of the name's next owner.
 ``settings.LIVEKIT_GATEWAY`` names the gateway class, so unit tests inject
 ``fakes.livekit.FakeLiveKitGateway`` and need no server.
 """
@@ -127,11 +129,18 @@ class LiveKitGateway:
         self._api_secret = api_secret
 
     def mint_token(
-        self, *, room: str, identity: str, ttl: timedelta, name: str | None = None
+        self, *, room: str, identity: str, ttl: timedelta, name: str | None = None, agent: bool = False
     ) -> str:
-        """A JWT that lets `identity` join `room` only: publish and subscribe, nothing admin."""
+        """A JWT that lets `identity` join `room` only, to publish what a voice call needs
+        (microphone audio, and data for typed lines) and subscribe; nothing admin. `agent`
+        marks the participant as the room's agent: the page plays only an agent's audio."""
         grants = api.VideoGrants(
-            room_join=True, room=room, can_publish=True, can_subscribe=True, can_publish_data=True
+            room_join=True,
+            room=room,
+            can_publish=True,
+            can_publish_sources=["microphone"],
+            can_subscribe=True,
+            can_publish_data=True,
         )
         token = (
             api.AccessToken(self._api_key, self._api_secret)
@@ -140,12 +149,14 @@ class LiveKitGateway:
             .with_grants(grants)
             .with_ttl(ttl)
         )
+        if agent:
+            token = token.with_kind("agent")
         return token.to_jwt()
 
     async def join_room(self, *, room: str, identity: str) -> AgentRoom:
         """Connect a server-side participant (the agent) to `room`."""
         connection = rtc.Room()
-        token = self.mint_token(room=room, identity=identity, ttl=timedelta(minutes=5), name="Agent")
+        token = self.mint_token(room=room, identity=identity, ttl=timedelta(minutes=5), name="Agent", agent=True)
         await connection.connect(self.url, token, rtc.RoomOptions(auto_subscribe=True))
         return LiveKitRoom(connection)
 

@@ -18,6 +18,7 @@ from app.voice.agent import event_bridge
 from app.voice.agent.livekit_gateway import AgentRoom, get_gateway
 from app.voice.agent.providers import build_providers
 from app.voice.agent.turn import turn_handling
+from app.voice.agent.typed_input import TypedInputGate
 from app.voice.models import EndReason
 from app.voice.sessions import store
 from app.voice.sessions.ending import end_session
@@ -84,7 +85,7 @@ class AgentRun:
         providers = build_providers(info)
         self.publisher = event_bridge.TranscriptPublisher(info.session_id)
         await self._listen_for_control()
-        self.room = room or await get_gateway().join_room(room=info.room, identity=self.agent_identity)
+        self.room = room or await get_gateway().join_room(room=info.livekit_room, identity=self.agent_identity)
         self.room.on_participant_left(self._on_participant_left)
         self.room.on_participant_joined(self._on_participant_joined)
         self.room.on_connection_lost(self._on_connection_lost)
@@ -111,7 +112,12 @@ class AgentRun:
             Agent(instructions=settings.SYSTEM_PROMPT),
             participant_identity=info.identity,
             transcription=bridge.text_output,
-            text_input=bridge.on_typed_input,
+            text_input=TypedInputGate(
+                bridge.on_typed_input,
+                self.publisher.publish,
+                per_minute=settings.VOICE_TYPED_PER_MINUTE,
+                burst=settings.VOICE_TYPED_BURST,
+            ),
         )
         if not self.room.has_participant(info.identity):
             self._timeout_task = asyncio.create_task(self._end_if_nobody_joins())

@@ -225,7 +225,10 @@ JSON_SCHEMA: dict[str, Any] = {
                     "type": "object",
                     "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
                     "required": ["code", "message"],
-                }
+                },
+                # Numbered when the agent sends it (a typed line it refused); not for a reply
+                # to the client's own frame.
+                "seq": _SEQ,
             },
             "required": ["error"],
         },

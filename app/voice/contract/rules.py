@@ -13,6 +13,9 @@ NAME_MAX_LENGTH = 128
 NAME_PATTERN = rf"[A-Za-z0-9_.-]{{1,{NAME_MAX_LENGTH}}}"
 NAME_RULE_TEXT = f"Use 1 to {NAME_MAX_LENGTH} characters: letters, digits, '_', '.', '-'."
 
+# A line typed to the agent: the page's input stops here, and the agent refuses longer ones.
+TYPED_MAX_CHARS = 1000
+
 # GET /transcripts paging: ?limit (default, at most) and ?offset.
 HISTORY_PAGE_SIZE = 20
 HISTORY_MAX_PAGE_SIZE = 100

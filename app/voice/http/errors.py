@@ -11,7 +11,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.core.exceptions import DisallowedHost, RequestDataTooBig, SuspiciousOperation
+from django.http import HttpRequest, HttpResponseBase, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -83,6 +84,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """DRF's EXCEPTION_HANDLER: domain errors first, then DRF's, then a bare 500."""
     if isinstance(exc, SessionError):
         exc = DOMAIN_ERRORS[type(exc)](exc)
+    elif isinstance(exc, SuspiciousOperation):
+        # Django answers these 400 itself, but inside a DRF view they reach this handler:
+        # a body over DATA_UPLOAD_MAX_MEMORY_SIZE, more than DATA_UPLOAD_MAX_NUMBER_FIELDS
+        # query or form fields (TooManyFieldsSent), and the like. The client's fault, not a 500.
+        log.warning("request.refused", extra={"reason": type(exc).__name__})
+        if isinstance(exc, RequestDataTooBig):
+            exc = ApiError(413, "payload_too_large", "The request body is too large.")
+        else:
+            exc = ApiError(400, "bad_request", "The request was refused.")
     response = drf_exception_handler(exc, context)
     if response is None:
         # An unexpected error: log it for us, give the client no internals.
@@ -105,6 +115,23 @@ def endpoint_not_found(request: HttpRequest, *args: object, **kwargs: object) ->
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     # Reached for a disallowed Host header and other suspicious requests.
     return JsonResponse(error_body("bad_request", "The request was refused."), status=400)
+
+
+class AllowedHostsMiddleware:
+    """First in MIDDLEWARE: a Host header not in ALLOWED_HOSTS gets the JSON 400 below.
+    Left to Django (request.get_host() in CommonMiddleware), it is the same answer with DEBUG
+    off but Django's HTML debug page, with the settings in it, with DEBUG on (development)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        try:
+            request.get_host()
+        except DisallowedHost:
+            log.warning("request.disallowed_host")
+            return bad_request(request)
+        return self.get_response(request)
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -65,7 +65,8 @@ class TokenView(RateLimitedMixin, APIView):
     """GET /token?room=R&identity=I → a LiveKit JWT that joins room R only.
 
     Minting claims R for I for the token's lifetime; a room another identity holds is refused,
-    and so is an identity another visitor used first.
+    and so is an identity another visitor used first. The JWT is for the claim's own LiveKit
+    room (sessions.media_rooms): no token of an earlier claim of R can join it.
     """
 
     throttle_classes = [TokenRateThrottle]
@@ -79,21 +80,21 @@ class TokenView(RateLimitedMixin, APIView):
         params.is_valid(raise_exception=True)
         room, identity = params.validated_data["room"], params.validated_data["identity"]
         ttl = timedelta(seconds=settings.LIVEKIT_TOKEN_TTL_SECONDS)
-        async_to_sync(store.claim_room)(room, identity, ttl, visitor=visitor_of(request))
+        media_room = async_to_sync(store.claim_room)(room, identity, ttl, visitor=visitor_of(request))
         gateway = get_gateway()
-        token = gateway.mint_token(room=room, identity=identity, ttl=ttl)
-        _create_room(room)
+        token = gateway.mint_token(room=media_room, identity=identity, ttl=ttl)
+        _create_room(room, media_room)
         return Response({"token": token, "url": gateway.public_url, "room": room, "identity": identity})
 
 
-def _create_room(room: str) -> None:
+def _create_room(room: str, media_room: str) -> None:
     """The browser joins the room before it asks for a session, and LiveKit does not create
     rooms on join: create it now. If LiveKit is down the token is still returned (the page's
     join fails and says so), as before rooms were created explicitly."""
     try:
-        async_to_sync(get_gateway().create_room)(room)
+        async_to_sync(get_gateway().create_room)(media_room)
     except Exception as exc:
-        log.warning("room.create_failed", extra={"room": room, "error": repr(exc)})
+        log.warning("room.create_failed", extra={"room": room, "livekit_room": media_room, "error": repr(exc)})
 
 
 class SessionCreateView(RateLimitedMixin, APIView):

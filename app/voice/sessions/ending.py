@@ -59,7 +59,7 @@ async def _close_room(info: SessionInfo) -> None:
         log.warning("room.close_unwired", extra={"session_id": info.session_id, "room": info.room})
         return
     try:
-        await asyncio.wait_for(_room_closer(info.room), ROOM_CLOSE_TIMEOUT)
+        await asyncio.wait_for(_room_closer(info.livekit_room), ROOM_CLOSE_TIMEOUT)
     except Exception as exc:  # LiveKit down or refusing: the session has ended regardless
         log.warning(
             "room.close_failed",

@@ -14,9 +14,12 @@ class SessionInfo:
     """The ids a provider set, the agent and the logs need; nothing mutable."""
 
     session_id: str
-    room: str
+    room: str  # the name the visitor chose, for logs and scripted providers
     identity: str
+    livekit_room: str  # where the media flows (sessions.media_rooms): join, dispatch, delete
 
     @classmethod
     def of(cls, session: VoiceSession) -> SessionInfo:
-        return cls(session_id=str(session.id), room=session.room, identity=session.identity)
+        return cls(
+            session_id=str(session.id), room=session.room, identity=session.identity, livekit_room=session.livekit_room
+        )

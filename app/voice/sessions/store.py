@@ -15,11 +15,12 @@ from uuid import UUID
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Case, F, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from app.voice.models import EndReason, IdentityClaim, RoomClaim, SessionStatus, TranscriptEntry, VoiceSession
 from app.voice.sessions.errors import IdentityTaken, RoomBusy, RoomTaken, TooManySessions
+from app.voice.sessions.media_rooms import new_media_room
 
 
 def parse_session_id(raw: str) -> UUID | None:
@@ -34,16 +35,21 @@ def _create(
 ) -> VoiceSession:
     """Insert the session, owned by `visitor`, then check the bounds and the room's claim in
     the same transaction (insert first: on SQLite the write lock makes the counts exact).
-    An empty `visitor` (internal callers only) owns nothing: no identity claim, no reader."""
+    The session runs in its identity's claimed LiveKit room, or in a new one when the
+    identity never asked for a token. An empty `visitor` (internal callers only) owns
+    nothing: no identity claim, no reader."""
     try:
         with transaction.atomic():
             session = VoiceSession.objects.create(
-                room=room, identity=identity, client_ip=client_ip, visitor=visitor
+                room=room, livekit_room=new_media_room(room), identity=identity, client_ip=client_ip, visitor=visitor
             )
             if visitor:
                 _claim_identity(identity, visitor)
-            if _claim_holder(room, timezone.now()) not in (None, identity):
-                raise RoomTaken(room)
+            if (claim := _counting_claim(room, timezone.now())) is not None:
+                if claim.identity != identity:
+                    raise RoomTaken(room)
+                session.livekit_room = claim.livekit_room  # where the identity's token joins
+                session.save(update_fields=["livekit_room"])
             live = VoiceSession.objects.exclude(status=SessionStatus.ENDED)
             limit = settings.VOICE_MAX_SESSIONS_PER_IDENTITY
             if live.filter(identity=identity).count() > limit:
@@ -66,52 +72,78 @@ create_session = sync_to_async(_create)
 
 
 def _claim_identity(identity: str, visitor: str) -> None:
-    """`identity` belongs to the first visitor who used it; anyone else is refused."""
-    claim, _ = IdentityClaim.objects.get_or_create(identity=identity, defaults={"visitor": visitor})
-    if claim.visitor != visitor:
+    """`identity` belongs to the first visitor who used it; anyone else is refused until
+    it has gone unused for VOICE_IDENTITY_HOLD_DAYS and has no live session."""
+    now = timezone.now()
+    claim, created = IdentityClaim.objects.get_or_create(
+        identity=identity, defaults={"visitor": visitor, "last_used_at": now}
+    )
+    if created:
+        return
+    if claim.visitor == visitor:
+        IdentityClaim.objects.filter(pk=claim.pk).update(last_used_at=now)
+        return
+    lapsed = now - timedelta(days=settings.VOICE_IDENTITY_HOLD_DAYS)
+    in_use = VoiceSession.objects.filter(identity=identity).exclude(status=SessionStatus.ENDED).exists()
+    # One conditional write: of two visitors taking over a lapsed name, one wins.
+    if in_use or not IdentityClaim.objects.filter(
+        pk=claim.pk, visitor=claim.visitor, last_used_at__lte=lapsed
+    ).update(visitor=visitor, claimed_at=now, last_used_at=now):
         raise IdentityTaken(identity)
 
 
-def _claim_holder(room: str, now: datetime) -> str | None:
-    """The identity whose token claim on `room` still counts: unexpired, and made after
-    the room's last session ended (ending a session releases the name)."""
+def _counting_claim(room: str, now: datetime) -> RoomClaim | None:
+    """The token claim on `room` that still counts: unexpired, and made after the room's
+    last session ended (ending a session releases the name)."""
     claim = RoomClaim.objects.filter(room=room, expires_at__gt=now).first()
     if claim is None:
         return None
     last_end = VoiceSession.objects.filter(room=room).aggregate(last=Max("ended_at"))["last"]
-    return None if last_end is not None and last_end >= claim.claimed_at else claim.identity
+    return None if last_end is not None and last_end >= claim.claimed_at else claim
 
 
 @sync_to_async
-def claim_room(room: str, identity: str, ttl: timedelta, *, visitor: str = "") -> None:
-    """Record that `identity` holds `room` for `ttl` (a token's lifetime), or refuse:
-    IdentityTaken when the identity belongs to another visitor, RoomBusy when another
-    identity's session is live there, RoomTaken when another identity's claim still
-    counts. The claim is one conditional write, so of two visitors racing for a free
-    name exactly one wins."""
+def claim_room(room: str, identity: str, ttl: timedelta, *, visitor: str = "") -> str:
+    """Record that `identity` holds `room` for `ttl` (a token's lifetime) and return the
+    LiveKit room its token is for; or refuse: IdentityTaken when the identity belongs to
+    another visitor, RoomBusy when another identity's session is live there, RoomTaken when
+    another identity's claim still counts. The identity's live session or counting claim
+    keeps its LiveKit room; any other claim gets a new one (sessions.media_rooms), so no
+    token from an earlier claim joins it. The claim is one conditional write, so of two
+    visitors racing for a free name exactly one wins."""
     if visitor:
         _claim_identity(identity, visitor)
-    _refuse_if_live_for_other(room, identity)
+    live = _refuse_if_live_for_other(room, identity)
     now = timezone.now()
     RoomClaim.objects.filter(expires_at__lte=now).delete()  # expired claims: housekeeping
     last_end = VoiceSession.objects.filter(room=room).aggregate(last=Max("ended_at"))["last"]
     free = Q(identity=identity) | Q(expires_at__lte=now)
+    mine_still_counts = Q(identity=identity, expires_at__gt=now)
     if last_end is not None:
         free |= Q(claimed_at__lte=last_end)
+        mine_still_counts &= Q(claimed_at__gt=last_end)
+    fresh = live.livekit_room if live is not None else new_media_room(room)
     fields = {"identity": identity, "claimed_at": now, "expires_at": now + ttl}
-    if not RoomClaim.objects.filter(free, room=room).update(**fields):
+    keep_or_fresh = Case(When(mine_still_counts, then=F("livekit_room")), default=Value(fresh))
+    if not RoomClaim.objects.filter(free, room=room).update(livekit_room=keep_or_fresh, **fields):
         try:
             with transaction.atomic():
-                RoomClaim.objects.create(room=room, **fields)
+                RoomClaim.objects.create(room=room, livekit_room=fresh, **fields)
         except IntegrityError:  # the row exists and another identity holds it
             raise RoomTaken(room) from None
     _refuse_if_live_for_other(room, identity)  # again: a session may have started meanwhile
+    media_room = RoomClaim.objects.filter(room=room, identity=identity).values_list("livekit_room", flat=True).first()
+    if media_room is None:  # another identity took the name after our write
+        raise RoomTaken(room)
+    return media_room
 
 
-def _refuse_if_live_for_other(room: str, identity: str) -> None:
+def _refuse_if_live_for_other(room: str, identity: str) -> VoiceSession | None:
+    """The room's live session, which must be `identity`'s own."""
     live = VoiceSession.objects.filter(room=room).exclude(status=SessionStatus.ENDED).first()
     if live is not None and live.identity != identity:
         raise RoomBusy()  # another identity's session: its id is not the asker's to know
+    return live
 
 
 @sync_to_async

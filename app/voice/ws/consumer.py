@@ -18,6 +18,7 @@ from django.conf import settings
 from app.voice.contract import close_codes, messages
 from app.voice.sessions import store
 from app.voice.sessions.groups import transcript_group
+from app.voice.sessions.rate import TokenBucket
 from app.voice.sessions.visitors import visitor_key
 from app.voice.ws import limits
 
@@ -29,11 +30,11 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
     last_seq = 0
     closing = False
-    frame_budget: limits.FrameBudget
+    frame_budget: TokenBucket
 
     async def connect(self) -> None:
         await self.accept()  # accept first: only an open socket can carry a 4xxx close code
-        self.frame_budget = limits.FrameBudget(settings.VOICE_WS_FRAME_RATE, settings.VOICE_WS_FRAME_BURST)
+        self.frame_budget = TokenBucket(settings.VOICE_WS_FRAME_RATE, settings.VOICE_WS_FRAME_BURST)
         visitor = visitor_key(self.scope.get("session"), self.scope.get("user"))
         if visitor is None:
             return await self.close(close_codes.NO_VISITOR)

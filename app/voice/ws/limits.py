@@ -18,7 +18,6 @@ nothing else. Each bound closes the socket with its own code (app.voice.contract
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -27,31 +26,12 @@ from django.conf import settings
 
 from app.voice.contract import close_codes
 from app.voice.sessions import store
+from app.voice.sessions.rate import TokenBucket
 
 log = logging.getLogger("app.voice.ws")
 
 
-class FrameBudget:
-    """A token bucket: `burst` frames at once, refilled at `rate` frames a second."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._clock = clock
-        self._tokens = float(burst)
-        self._last = clock()
-
-    def take(self) -> bool:
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
-
-
-def frame_verdict(budget: FrameBudget, text_data: str | None, bytes_data: bytes | None) -> int | None:
+def frame_verdict(budget: TokenBucket, text_data: str | None, bytes_data: bytes | None) -> int | None:
     """The close code a client frame earns, or None when it may be read."""
     if not budget.take():
         return close_codes.TOO_MANY_FRAMES
