@@ -347,6 +347,9 @@ VOICE_HEARTBEAT_INTERVAL = _env_float("VOICE_HEARTBEAT_INTERVAL", 5.0, minimum=0
 VOICE_HEARTBEAT_TIMEOUT = _env_float("VOICE_HEARTBEAT_TIMEOUT", 20.0, minimum=0.5, maximum=600.0)
 # How long DELETE waits for the process hosting the agent to confirm it has left.
 VOICE_STOP_TIMEOUT = _env_float("VOICE_STOP_TIMEOUT", 10.0, minimum=0.1, maximum=120.0)
+# Final transcript lines a session keeps while the database is unreachable, to write once it
+# is back; one more is lost, and the session ends saying which (app.voice.agent.event_bridge).
+VOICE_FINALS_BUFFER = _env_int("VOICE_FINALS_BUFFER", 300, minimum=1, maximum=100000)
 
 LOG_LEVEL = _env("LOG_LEVEL", "INFO").upper()
 LOGGING = {

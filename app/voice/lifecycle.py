@@ -59,9 +59,14 @@ async def stop_session(session: VoiceSession, reason: EndReason = EndReason.DELE
     await layer.group_send(
         control_group(session.id), {"type": "session.stop", "reason": reason, "reply_to": reply_to}
     )
-    try:
-        await asyncio.wait_for(layer.receive(reply_to), settings.VOICE_STOP_TIMEOUT)
-    except TimeoutError:
-        # No host answered (it crashed or never started): the row must not stay live.
-        log.warning("session.stop_unanswered", extra={"session_id": str(session.id)})
+    # The host answers every request that reaches it until its run has ended and left the
+    # group, even one that came while it was ending on its own; a request sent after that
+    # reached nobody, but then the row has ended already: nothing to wait for.
+    current = await store.get_session(session.id)
+    if current is not None and current.is_live:
+        try:
+            await asyncio.wait_for(layer.receive(reply_to), settings.VOICE_STOP_TIMEOUT)
+        except TimeoutError:
+            # No host answered (it crashed or never started): the row must not stay live.
+            log.warning("session.stop_unanswered", extra={"session_id": str(session.id)})
     await end_session(SessionInfo.of(session), reason)

@@ -4,6 +4,7 @@ request; end this process's live sessions at exit."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -29,6 +30,8 @@ def with_lifespan(app: Any) -> Any:
             elif message["type"] == "lifespan.shutdown":
                 if sweeping is not None:
                     sweeping.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sweeping  # gone before the process says it has stopped
                 await get_host().shutdown()
                 log.info("server.stopped")
                 await send({"type": "lifespan.shutdown.complete"})

@@ -12,7 +12,9 @@ interrupted only when words of it went unsaid: the session flags any reply it st
 even in the silence after its last word, so the bridge also hears each reply's whole text
 on its way to the TTS (``tts_text_transforms``) and compares. Messages are numbered,
 finals are persisted, then everything goes to the session's channel-layer group,
-strictly in the order the session emitted them.
+strictly in the order the session emitted them. A final the database refuses (it is
+unreachable) is sent anyway and written, in order, once the database is back; one that
+cannot be written by the session's end is reported lost, never dropped silently.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ import asyncio
 import inspect
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
+from django.db import IntegrityError
 from livekit.agents import room_io
 from livekit.agents.voice import io
 from livekit.agents.voice.agent_session import DEFAULT_TTS_TEXT_TRANSFORMS
@@ -48,14 +53,40 @@ log = logging.getLogger("app.voice.bridge")
 
 Publish = Callable[[messages.Message], None]
 
+# Finals the database refused are written again after this long, the delay doubling up to
+# the max while it stays down; at the session's end, CLOSE_ATTEMPTS more tries.
+RETRY_DELAY = 0.5
+RETRY_MAX_DELAY = 5.0
+CLOSE_ATTEMPTS = 3
+LINES_LOST = "transcript_lines_lost"
+
+
+@dataclass(frozen=True)
+class _Final:
+    seq: int
+    message: messages.Message
+
 
 class TranscriptPublisher:
-    """Ordered, non-blocking outlet: callbacks enqueue, one task persists and fans out."""
+    """Ordered, non-blocking outlet: callbacks enqueue, one task persists and fans out.
 
-    def __init__(self, session_id: str) -> None:
+    A final is written before it is sent (a late subscriber reads the history after joining
+    the group, so it misses nothing). While the database is unreachable the live stream does
+    not wait for it: a refused final is sent at once and kept, with the finals after it, in a
+    buffer of VOICE_FINALS_BUFFER lines written in order when a retry gets through. A final
+    that finds the buffer full is lost: `on_overflow` is called (the run ends the session).
+    The lines still unwritten at the end are lost too; all lost lines are logged and
+    reported on the socket by their seqs."""
+
+    def __init__(self, session_id: str, *, on_overflow: Callable[[], object] | None = None) -> None:
         self.session_id = session_id
         self._queue: asyncio.Queue[messages.Message | None] = asyncio.Queue()
         self._seq = 0
+        self._unwritten: deque[_Final] = deque()
+        self._lost: list[int] = []
+        self._retry_delay = RETRY_DELAY
+        self._retry_at = 0.0  # loop time of the next write of the unwritten lines
+        self._on_overflow = on_overflow
         self._task = asyncio.create_task(self._run(), name=f"publisher-{session_id}")
 
     def publish(self, message: messages.Message) -> None:
@@ -69,21 +100,102 @@ class TranscriptPublisher:
     async def _run(self) -> None:
         layer = channel_layer()
         group = transcript_group(self.session_id)
-        while (message := await self._queue.get()) is not None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._unwritten and loop.time() >= self._retry_at:
+                await self._write_unwritten()
+            try:
+                async with asyncio.timeout_at(self._retry_at if self._unwritten else None):
+                    message = await self._queue.get()
+            except TimeoutError:
+                continue  # time to retry the unwritten lines
+            if message is None:
+                break
             self._seq += 1
             numbered = messages.with_seq(message, self._seq)
+            if messages.is_final_transcript(message):
+                await self._save(_Final(self._seq, message))
+            await self._send(layer, group, numbered)
+        await self._close(layer, group)
+
+    async def _send(self, layer: Any, group: str, message: messages.Message) -> None:
+        try:
+            await layer.group_send(group, {"type": "transcript.message", "message": message})
+        except Exception:
+            # A lost message must not stop the ones after it.
+            log.exception("bridge.publish_failed", extra={"session_id": self.session_id})
+
+    async def _write(self, line: _Final) -> None:
+        message = line.message
+        await store.save_final_transcript(
+            self.session_id, line.seq, message["role"], message["text"],
+            interrupted=message.get("interrupted", False),
+            typed=message.get("typed", False),
+            latency=message.get("latency"),
+        )
+
+    async def _save(self, line: _Final) -> None:
+        """Write a new final now, or keep it behind the ones already waiting."""
+        if not self._unwritten:
             try:
-                if messages.is_final_transcript(message):
-                    await store.save_final_transcript(
-                        self.session_id, self._seq, message["role"], message["text"],
-                        interrupted=message.get("interrupted", False),
-                        typed=message.get("typed", False),
-                        latency=message.get("latency"),
-                    )
-                await layer.group_send(group, {"type": "transcript.message", "message": numbered})
-            except Exception:
-                # A lost message must not stop the ones after it.
-                log.exception("bridge.publish_failed", extra={"session_id": self.session_id})
+                await self._write(line)
+                return
+            except Exception as exc:
+                log.warning(
+                    "transcript.save_failed", extra={"session_id": self.session_id, "seq": line.seq, "error": repr(exc)}
+                )
+                self._retry_delay = RETRY_DELAY
+                self._retry_at = asyncio.get_running_loop().time() + self._retry_delay
+        if len(self._unwritten) >= settings.VOICE_FINALS_BUFFER and not await self._write_unwritten():
+            self._lost.append(line.seq)
+            log.error("transcript.buffer_full", extra={"session_id": self.session_id, "seq": line.seq})
+            if self._on_overflow is not None:
+                self._on_overflow()
+            return
+        self._unwritten.append(line)
+
+    async def _write_unwritten(self) -> bool:
+        """Write the waiting lines in order, up to the first failure; True once none is left."""
+        while self._unwritten:
+            try:
+                await self._write(self._unwritten[0])
+            except IntegrityError:
+                pass  # an earlier try was written after all (its answer was lost): never twice
+            except Exception as exc:
+                self._retry_delay = min(2 * self._retry_delay, RETRY_MAX_DELAY)
+                self._retry_at = asyncio.get_running_loop().time() + self._retry_delay
+                log.warning(
+                    "transcript.save_retry_failed",
+                    extra={"session_id": self.session_id, "unwritten": len(self._unwritten), "error": repr(exc)},
+                )
+                return False
+            self._unwritten.popleft()
+        return True
+
+    async def _close(self, layer: Any, group: str) -> None:
+        """A last bounded try at the unwritten lines; whatever is still lost is said."""
+        delay = RETRY_DELAY
+        for attempt in range(1, CLOSE_ATTEMPTS + 1):
+            if await self._write_unwritten():
+                break
+            if attempt < CLOSE_ATTEMPTS:
+                await asyncio.sleep(delay)
+                delay *= 2
+        self._lost.extend(line.seq for line in self._unwritten)
+        self._unwritten.clear()
+        if not self._lost:
+            return
+        seqs = sorted(self._lost)
+        # The seqs only: the lines are the person's words.
+        log.error("transcript.lines_lost", extra={"session_id": self.session_id, "seqs": seqs})
+        self._seq += 1
+        error = messages.error_body(
+            LINES_LOST,
+            f"{len(seqs)} transcript line(s) could not be saved (the database was unreachable) "
+            "and are missing from the conversation's history.",
+            seqs=seqs,
+        )
+        await self._send(layer, group, messages.with_seq(error, self._seq))
 
 
 @dataclass(frozen=True)

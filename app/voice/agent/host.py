@@ -41,8 +41,9 @@ class AgentHost(Protocol):
 
 class InProcessHost:
     def __init__(self) -> None:
-        self.runs: dict[str, AgentRun] = {}
-        self._hosting: set[asyncio.Task[None]] = set()
+        self.runs: dict[str, AgentRun] = {}  # started and not yet ended
+        # Every run from its start until its stop is over, starting ones included.
+        self._hosting: dict[asyncio.Task[None], AgentRun] = {}
 
     async def start(self, info: SessionInfo) -> None:
         run = AgentRun(info)
@@ -50,9 +51,9 @@ class InProcessHost:
         # A fresh context: the caller may be a request served through async_to_sync, whose
         # thread executor dies with the request; the session's tasks must not inherit it.
         task = asyncio.create_task(self._host(run, started), context=contextvars.Context())
-        # The task reference lives in a set: the loop itself only keeps weak ones.
-        self._hosting.add(task)
-        task.add_done_callback(self._hosting.discard)
+        # The task reference lives here: the loop itself only keeps weak ones.
+        self._hosting[task] = run
+        task.add_done_callback(self._hosting.pop)
         await started
 
     async def _host(self, run: AgentRun, started: asyncio.Future[None]) -> None:
@@ -71,13 +72,17 @@ class InProcessHost:
                 started.set_result(None)
             await run.ended.wait()
             self.runs.pop(run.info.session_id, None)
+            await run.stop(EndReason.SHUTDOWN)  # the stop under way, to its last reply (its reason stands)
 
     async def shutdown(self) -> None:
-        """End every live session (reason: shutdown) before the process exits."""
-        runs = list(self.runs.values())
-        if runs:
-            log.info("host.shutdown", extra={"sessions": len(runs)})
-        await asyncio.gather(*(run.stop(EndReason.SHUTDOWN) for run in runs), return_exceptions=True)
+        """End every session (reason: shutdown), the ones still starting too (their stop
+        waits for the start), and wait until each has let go of everything before the
+        process exits."""
+        hosting = dict(self._hosting)
+        if hosting:
+            log.info("host.shutdown", extra={"sessions": len(hosting)})
+        await asyncio.gather(*(run.stop(EndReason.SHUTDOWN) for run in hosting.values()), return_exceptions=True)
+        await asyncio.gather(*hosting, return_exceptions=True)
 
     def prewarm(self) -> None:
         prewarm_providers()

@@ -8,8 +8,9 @@ whatever asked first: DELETE, the person leaving, a lost connection, shutdown.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from django.conf import settings
 from livekit.agents import Agent, AgentSession, CloseEvent, CloseReason, utils
@@ -41,6 +42,21 @@ GREETING_INSTRUCTIONS = "Greet the user warmly in one short sentence and offer y
 # On close the session waits this long for a last final transcript (library default 2 s);
 # the person has left or pressed Stop, so a prompt stop matters more than a trailing word.
 CLOSE_TRANSCRIPT_TIMEOUT = 0.5
+# An ending that fails (the database or Redis unreachable) is tried this many times, the
+# delay doubling between tries: a blip ends the row with its true reason. A longer outage is
+# left to the sweeper, which retries forever anyway and ends the row (reason error) once its
+# heartbeat, stopped by now, is stale; retrying here for longer would keep the dead run, its
+# worker job and the host's shutdown waiting on the database.
+END_ATTEMPTS = 3
+END_RETRY_DELAY = 0.5
+# A control listener whose receive fails (Redis restarting) retries after this long,
+# doubling up to the max.
+CONTROL_RETRY_DELAY = 0.2
+CONTROL_RETRY_MAX_DELAY = 5.0
+# How long an ended run gives its listener to answer the stop requests that reached it
+# before it left the control group.
+CONTROL_DRAIN_TIMEOUT = 1.0
+CONTROL_CLOSE = "session.control_close"  # the run's last message to its own listener
 
 
 class AgentRun:
@@ -55,6 +71,7 @@ class AgentRun:
         self._stop_task: asyncio.Task[None] | None = None
         self._control_channel = ""
         self._stop_replies: list[str] = []
+        self._start_settled: asyncio.Event | None = None  # set once start() has succeeded or failed
         self.ended = asyncio.Event()
 
     @property
@@ -62,14 +79,22 @@ class AgentRun:
         return f"agent-{self.info.session_id[:8]}"
 
     async def start(self, room: AgentRoom | None = None) -> None:
-        """Join the room (or use the one a dispatcher joined) and start talking; on
-        failure, release what was taken and raise."""
+        """Join the room (or use the one a dispatcher joined) and start talking. A stop
+        asked for meanwhile waits until the start has settled, so it releases all the start
+        took; a start that fails is a stop (reason error, unless one was asked for), then
+        raises."""
+        if self._stop_task is not None:
+            raise RuntimeError("the session was stopped before its agent started")
+        self._start_settled = asyncio.Event()
         try:
             await self._start(room)
         except BaseException:
-            await self._release()
+            self._start_settled.set()
+            await asyncio.shield(self.request_stop(EndReason.ERROR))
             raise
-        self._heartbeat_task = asyncio.create_task(self._heartbeat())
+        self._start_settled.set()
+        if self._stop_task is None:  # a stop under way releases everything: start nothing more
+            self._heartbeat_task = asyncio.create_task(self._heartbeat())
 
     async def _heartbeat(self) -> None:
         while True:
@@ -83,7 +108,10 @@ class AgentRun:
     async def _start(self, room: AgentRoom | None) -> None:
         info = self.info
         providers = build_providers(info)
-        self.publisher = event_bridge.TranscriptPublisher(info.session_id)
+        # Finals the database could not take for too long are lost: the session ends, saying so.
+        self.publisher = event_bridge.TranscriptPublisher(
+            info.session_id, on_overflow=lambda: self.request_stop(EndReason.ERROR)
+        )
         await self._listen_for_control()
         self.room = room or await get_gateway().join_room(room=info.livekit_room, identity=self.agent_identity)
         self.room.on_participant_left(self._on_participant_left)
@@ -128,16 +156,42 @@ class AgentRun:
         layer = channel_layer()
         self._control_channel = await layer.new_channel()
         await layer.group_add(control_group(self.info.session_id), self._control_channel)
+        self._control_task = asyncio.create_task(self._listen(), name=f"control-{self.info.session_id}")
 
-        async def listen() -> None:
-            while True:
+    async def _listen(self) -> None:
+        """Until the run has ended and left its group (_stop_listening). A failure (Redis
+        restarting) is logged and retried, and the group joined again (a restarted Redis has
+        forgotten it): a dead listener would leave the session to its timeouts."""
+        layer = channel_layer()
+        delay, rejoin = CONTROL_RETRY_DELAY, False
+        while True:
+            try:
+                if rejoin and not self.ended.is_set():  # once ended, the run is leaving the group
+                    await layer.group_add(control_group(self.info.session_id), self._control_channel)
+                rejoin = False
                 message = await layer.receive(self._control_channel)
+                if message.get("type") == CONTROL_CLOSE:
+                    return
                 if message.get("type") == "session.stop":
-                    if reply_to := message.get("reply_to"):
-                        self._stop_replies.append(reply_to)
-                    self.request_stop(EndReason(message.get("reason", EndReason.DELETED)))
+                    await self._on_stop_request(message)
+                delay = CONTROL_RETRY_DELAY
+            except Exception as exc:
+                log.warning(
+                    "session.control_failed",
+                    extra={"session_id": self.info.session_id, "error": repr(exc), "retry_in": delay},
+                )
+                await asyncio.sleep(delay)
+                delay, rejoin = min(2 * delay, CONTROL_RETRY_MAX_DELAY), True
 
-        self._control_task = asyncio.create_task(listen(), name=f"control-{self.info.session_id}")
+    async def _on_stop_request(self, message: dict[str, Any]) -> None:
+        reply_to = message.get("reply_to")
+        if self.ended.is_set():  # a request that came while the run was leaving: it is over
+            if reply_to:
+                await self._answer(reply_to)
+            return
+        if reply_to:
+            self._stop_replies.append(reply_to)
+        self.request_stop(EndReason(message.get("reason", EndReason.DELETED)))
 
     # Room and session callbacks are sync: each schedules the one stop.
     def _on_participant_left(self, identity: str) -> None:
@@ -174,30 +228,74 @@ class AgentRun:
         await asyncio.shield(self.request_stop(reason))
 
     async def _shutdown(self, reason: EndReason) -> None:
+        if self._start_settled is not None:
+            await self._start_settled.wait()  # a stop during the start releases what it took
         try:
-            await self._release()
+            try:
+                await self._release()
+            finally:
+                await self._end(reason)
         finally:
-            await end_session(self.info, reason)
+            # Whatever failed, the run is over: its host, its job and every stop request
+            # must hear so (the sweeper ends a row that could not be ended here).
             self.ended.set()
-            layer = channel_layer()
-            for reply_to in self._stop_replies:
-                await layer.send(reply_to, {"type": "session.stopped"})
+            await self._stop_listening()
+
+    async def _end(self, reason: EndReason) -> None:
+        for attempt in range(1, END_ATTEMPTS + 1):
+            try:
+                await end_session(self.info, reason)
+                return
+            except Exception as exc:
+                log.warning(
+                    "session.end_failed",
+                    extra={"session_id": self.info.session_id, "attempt": attempt, "error": repr(exc)},
+                )
+            if attempt < END_ATTEMPTS:
+                await asyncio.sleep(END_RETRY_DELAY * 2 ** (attempt - 1))
+        log.error("session.end_left_to_sweeper", extra={"session_id": self.info.session_id})
+
+    async def _stop_listening(self) -> None:
+        """Answer the stop requests heard so far, then leave the control group. Until then
+        the listener answers new ones itself (a DELETE that came while the run was ending
+        must not wait out VOICE_STOP_TIMEOUT); one sent after finds the row ended
+        (lifecycle.stop_session)."""
+        for reply_to in self._stop_replies:
+            await self._answer(reply_to)
+        if self._control_task is None:
+            return
+        layer = channel_layer()
+        try:
+            await layer.group_discard(control_group(self.info.session_id), self._control_channel)
+            # Queued behind every request that reached the channel before we left: all are answered.
+            await layer.send(self._control_channel, {"type": CONTROL_CLOSE})
+            await asyncio.wait({self._control_task}, timeout=CONTROL_DRAIN_TIMEOUT)
+        except Exception as exc:
+            log.warning("session.control_leave_failed", extra={"session_id": self.info.session_id, "error": repr(exc)})
+        finally:
+            await utils.aio.cancel_and_wait(self._control_task)
+
+    async def _answer(self, reply_to: str) -> None:
+        try:
+            await channel_layer().send(reply_to, {"type": "session.stopped"})
+        except Exception as exc:  # that DELETE waits out its timeout; the others must not
+            log.warning("session.stop_reply_failed", extra={"session_id": self.info.session_id, "error": repr(exc)})
 
     async def _release(self) -> None:
         for timer in (self._timeout_task, self._heartbeat_task):
             if timer is not None:
                 await utils.aio.cancel_and_wait(timer)
-        if self._control_task is not None:
-            await utils.aio.cancel_and_wait(self._control_task)
-            await channel_layer().group_discard(
-                control_group(self.info.session_id), self._control_channel
-            )
         if self.session is not None:
             self.session.off("close", self._on_session_close)
-            with contextlib.suppress(Exception):
-                await self.session.aclose()
+            await self._close_logged("session.close_failed", self.session.aclose)
         if self.publisher is not None:
             await self.publisher.aclose()
         if self.room is not None:
-            with contextlib.suppress(Exception):
-                await self.room.aclose()
+            await self._close_logged("room.leave_failed", self.room.aclose)
+
+    async def _close_logged(self, event: str, close: Callable[[], Awaitable[None]]) -> None:
+        """A part that fails to close is logged, and the rest is still released."""
+        try:
+            await close()
+        except Exception as exc:
+            log.warning(event, extra={"session_id": self.info.session_id, "error": repr(exc)})

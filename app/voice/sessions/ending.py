@@ -47,10 +47,15 @@ async def end_session(info: SessionInfo, reason: EndReason) -> None:
         "session.ended",
         extra={"session_id": info.session_id, "room": info.room, "reason": str(reason)},
     )
-    await channel_layer().group_send(
-        transcript_group(info.session_id),
-        {"type": "session.ended", "message": messages.session_ended(str(reason))},
-    )
+    try:
+        await channel_layer().group_send(
+            transcript_group(info.session_id),
+            {"type": "session.ended", "message": messages.session_ended(str(reason))},
+        )
+    except Exception as exc:
+        # Redis down: the row has ended, so a retry would stop at mark_ended; the room must
+        # still be closed (it disconnects the page, which then learns the end from the API).
+        log.warning("session.ended_notice_failed", extra={"session_id": info.session_id, "error": repr(exc)})
     await _close_room(info)
 
 
