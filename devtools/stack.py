@@ -26,6 +26,8 @@ from typing import TypedDict
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 LIVEKIT_DEV_KEY, LIVEKIT_DEV_SECRET = "devkey", "secret"
+# The database of the stack's Redis that LiveKit nodes share (the channel layer uses db 0).
+LIVEKIT_REDIS_DB = 1
 # The transcript socket's transport bounds (app.voice.ws.limits has the app's own): a frame
 # over 64 KiB is refused (1009) before it is read; a peer that leaves a ping unanswered for
 # 20 s, pinged every 20 s, is dropped. Production runs uvicorn with the same flags.
@@ -238,6 +240,11 @@ class StackConfig:
     # Whether LiveKit creates a room when a token joins it (its default). Off, as in
     # production; on only for tools that join rooms with tokens of their own making.
     livekit_auto_create: bool = False
+    # livekit-server nodes. More than one: they share the stack's Redis (which must then be
+    # on), LiveKit's own multi-node routing; each has its own ports. The product keeps one
+    # LIVEKIT_URL, the first node's: a room can be hosted on any node, and the first node
+    # relays the signal of its participants to it (see Stack.start_livekit).
+    livekit_nodes: int = 1
     # A PostgreSQL server of the stack's own (the folder of initdb/postgres), instead of database_url.
     postgres_bin: Path | None = None
     # The offline OpenAI-compatible server (offline_openai), which the agent's openai
@@ -248,7 +255,8 @@ class StackConfig:
 @dataclass
 class Stack:
     config: StackConfig
-    livekit_url: str = ""
+    livekit_url: str = ""  # the first node's: the one the product is configured with
+    livekit_urls: list[str] = field(default_factory=list)  # one per node
     backend_url: str = ""  # the first backend: the one the UI talks to
     backend_urls: list[str] = field(default_factory=list)
     ui_url: str = ""
@@ -272,31 +280,74 @@ class Stack:
     def start_livekit(self) -> None:
         if self.config.livekit_server is None:
             self.livekit_url = os.environ["LIVEKIT_URL"]
+            self.livekit_urls = [self.livekit_url]
             return
-        port, tcp_port, udp_port = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
-        # Loopback only: the browser, the agent and the server all live on this machine.
-        config = (
-            f"port: {port}\n"
-            "bind_addresses: [127.0.0.1]\n"
-            "rtc:\n"
-            f"  tcp_port: {tcp_port}\n"
-            f"  udp_port: {udp_port}\n"
-            "  node_ip: 127.0.0.1\n"
-            "  use_external_ip: false\n"
-            "  enable_loopback_candidate: true\n"
-            # As in production: a room exists only from the backend's create_room (a token
-            # minted for it, its session starting) until its session ends and it is deleted,
-            # so a token cannot bring a closed room back.
-            f"room:\n  auto_create: {'true' if self.config.livekit_auto_create else 'false'}\n"
-            f"keys:\n  {LIVEKIT_DEV_KEY}: {LIVEKIT_DEV_SECRET}\n"
-            # --dev logs every signal message at debug level: ~200 MB and a share of a
-            # core per suite run on this small machine.
-            "logging:\n  level: info\n"
-        )
-        cmd = [str(self.config.livekit_server), "--dev", "--config-body", config]
-        process = self._spawn("livekit", cmd, self._env())
-        self.livekit_url = f"ws://127.0.0.1:{port}"
-        wait_for_http(f"http://127.0.0.1:{port}/", timeout=30, process=process)
+        nodes = self.config.livekit_nodes
+        if nodes > 1 and not self.redis_url:
+            raise ValueError("livekit_nodes > 1 needs the stack's Redis (redis_server)")
+        for index in range(nodes):
+            port, tcp_port, udp_port = free_port(), free_port(), free_port(socket.SOCK_DGRAM)
+            # Loopback only: the browser, the agent and the server all live on this machine.
+            # Nodes on one host need only ports of their own: node_ip is the address their
+            # ICE candidates name, the same loopback one for all.
+            config = (
+                f"port: {port}\n"
+                "bind_addresses: [127.0.0.1]\n"
+                "rtc:\n"
+                f"  tcp_port: {tcp_port}\n"
+                f"  udp_port: {udp_port}\n"
+                "  node_ip: 127.0.0.1\n"
+                "  use_external_ip: false\n"
+                "  enable_loopback_candidate: true\n"
+                # As in production: a room exists only from the backend's create_room (a token
+                # minted for it, its session starting) until its session ends and it is deleted,
+                # so a token cannot bring a closed room back.
+                f"room:\n  auto_create: {'true' if self.config.livekit_auto_create else 'false'}\n"
+                f"keys:\n  {LIVEKIT_DEV_KEY}: {LIVEKIT_DEV_SECRET}\n"
+                # --dev logs every signal message at debug level: ~200 MB and a share of a
+                # core per suite run on this small machine.
+                "logging:\n  level: info\n"
+            )
+            if nodes > 1:
+                # The nodes find each other, and each room's node, in Redis (a database of
+                # their own); signal and API calls for a room hosted elsewhere are relayed
+                # over Redis (psrpc). A new room goes to the live node hosting the fewest
+                # rooms (as each node last reported them, every 2 s), not a random one, so
+                # that tests can place rooms on every node.
+                config += (
+                    f"redis:\n  address: {self.redis_url.split('//', 1)[1].split('/', 1)[0]}\n"
+                    f"  db: {LIVEKIT_REDIS_DB}\n"
+                    "node_selector:\n  kind: any\n  sort_by: rooms\n"
+                )
+            cmd = [str(self.config.livekit_server), "--dev", "--config-body", config]
+            process = self._spawn(self.livekit_node_name(index), cmd, self._env())
+            self.livekit_urls.append(f"ws://127.0.0.1:{port}")
+            wait_for_http(f"http://127.0.0.1:{port}/", timeout=30, process=process)
+        self.livekit_url = self.livekit_urls[0]
+
+    @staticmethod
+    def livekit_node_name(index: int) -> str:
+        return "livekit" if index == 0 else f"livekit-{index + 1}"
+
+    @property
+    def livekit_redis_url(self) -> str:
+        """Where LiveKit nodes keep their shared state (nodes, room → node), with several."""
+        return f"{self.redis_url.rsplit('/', 1)[0]}/{LIVEKIT_REDIS_DB}"
+
+    def kill_livekit_node(self, index: int) -> None:
+        """SIGKILL one livekit-server node, as in a crash: no goodbye to its participants,
+        its entries in Redis left as they were."""
+        process = self.processes[self.livekit_node_name(index)]
+        os.killpg(process.pid, signal.SIGKILL)
+        process.popen.wait(10)  # type: ignore[union-attr]
+
+    def restart_livekit_node(self, index: int) -> None:
+        """Start a stopped node again: same command (ports, config), log and Redis."""
+        process = self.processes[self.livekit_node_name(index)]
+        if process.poll() is None:
+            return
+        process.start()
+        wait_for_http(self.livekit_urls[index].replace("ws://", "http://", 1) + "/", timeout=30, process=process)
 
     def start_redis(self) -> None:
         if self.config.redis_server is None:
@@ -437,8 +488,8 @@ class Stack:
         self.config.ui_port = self.config.ui_port or self.ports.reserve()
         try:
             self.start_offline_openai()
+            self.start_redis()  # first: LiveKit nodes may share it
             self.start_livekit()
-            self.start_redis()
             self.start_postgres()
             self.start_backends()
             self.start_agent_workers()

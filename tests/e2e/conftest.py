@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, BrowserType
 
 from devtools import setup
 from devtools.stack import ROOT, Stack
+from tests.e2e.livekit_clients import LoopThread
 from tests.e2e.speech import Recording, Utterance, recording
 from tests.e2e.support import VISITOR_COOKIE, Api, end_live_sessions, separate_stack
 
@@ -64,6 +65,14 @@ def no_mic_browser(browser_type: BrowserType, person: Recording) -> Iterator[Bro
     )
     yield browser
     browser.close()
+
+
+@pytest.fixture
+def clients() -> Iterator[LoopThread]:
+    """LiveKit clients from Python for one test; every one has left when it ends."""
+    loop = LoopThread()
+    yield loop
+    loop.close()
 
 
 @pytest.fixture(scope="session")

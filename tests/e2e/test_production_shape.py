@@ -1,19 +1,23 @@
 """The production shape, for real: two web processes sharing nothing but Redis and a
 PostgreSQL server (Debian's, started by the launcher), agents in two livekit-agents worker
-processes that LiveKit dispatches to.
+processes that LiveKit dispatches to, and two livekit-server nodes sharing the same Redis
+(LiveKit's own multi-node routing: a room lives on one node, the other relays to it).
 
 - a session started through web process A, watched over a WebSocket on B and stopped
   through B: every message arrives once, in order, and the stop reaches the agent;
 - sessions spread over both workers;
 - a worker killed mid-session: its session ends as error, nothing stays running;
 - a worker told to stop (SIGTERM) drains: its session ends as shutdown;
-- two processes racing for the same room names on PostgreSQL: each name has one winner.
+- two processes racing for the same room names on PostgreSQL: each name has one winner;
+- a LiveKit node killed: the sessions in its rooms end with a reason, its rooms go, and the
+  sessions on the other node go on.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,17 +26,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from playwright.sync_api import Page, expect
 from websockets.sync.client import connect
 
 from devtools import setup
 from devtools.stack import ROOT, Stack, wait_for_log
+from tests.e2e.livekit_clients import LoopThread, Participant, agent_in, rooms_on_server
 from tests.e2e.speech import WORD_SHARE, Recording, share_heard
 from tests.e2e.support import (
     Api,
     end_live_sessions,
     press_start,
     separate_stack,
+    unique,
     wait_until,
     wait_until_ended,
 )
@@ -50,15 +57,17 @@ def cluster(artifacts_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     }
     with separate_stack("cluster", artifacts_dir, tmp_path_factory.mktemp("cluster"),
         redis_server=setup.redis_server(), postgres_bin=setup.postgres_bin(), backends=2, agent_workers=2,
-        extra_env=env,
+        livekit_nodes=2, extra_env=env,
     ) as running:
         yield running
 
 
 @pytest.fixture(autouse=True)
 def whole_cluster(cluster: Stack, operator: Api) -> Iterator[None]:
-    """Each test starts with both agent workers up, whatever ran before (some tests stop
-    one), and leaves nothing live, however it ended."""
+    """Each test starts with both agent workers and both LiveKit nodes up, whatever ran
+    before (some tests stop one), and leaves nothing live, however it ended."""
+    for index in range(cluster.config.livekit_nodes):
+        cluster.restart_livekit_node(index)  # a no-op when it runs
     for name, process in cluster.processes.items():
         if name.startswith("agent-worker") and process.poll() is not None:
             process.start()  # same command, environment and log file
@@ -183,3 +192,69 @@ def test_two_processes_race_for_the_same_rooms_on_postgresql(cluster: Stack) -> 
         print(f"\n{path}: racer-a won {len(a)}, racer-b won {len(b)} of {RACED_ROOMS}")
     refused = sorted(line for result in results for line in result["refused"])
     assert len(refused) == 2 * RACED_ROOMS, refused  # every loss was a clear refusal
+
+
+# ---- LiveKit as two nodes --------------------------------------------------------------
+# From a node's death to the end of the sessions in its rooms. Measured ~11 s: the surviving
+# node's relay of the clients' signal to the dead one times out (~10 s), the clients (the
+# person's and the agent's, both connected to the first node) reconnect, LiveKit re-homes
+# the room on the live node, the agent finds the person gone and its session ends.
+NODE_FAILOVER = 30.0
+
+
+def livekit_node_ids(stack: Stack) -> list[str]:
+    """Each node's id, from its start-up line (a node started again has a new one)."""
+    ids = []
+    for index in range(stack.config.livekit_nodes):
+        found = re.search(r'"nodeID": "(ND_\w+)"', stack.processes[stack.livekit_node_name(index)].output())
+        assert found, f"node {index + 1} logged no node id"
+        ids.append(found.group(1))
+    return ids
+
+
+def test_a_killed_livekit_node_ends_its_sessions_and_only_those(
+    cluster: Stack, operator: Api, clients: LoopThread
+) -> None:
+    nodes, web = livekit_node_ids(cluster), operator.at(cluster.backend_url)
+    # LiveKit's own record of which node hosts which room, in the Redis the nodes share.
+    room_nodes = redis.Redis.from_url(cluster.livekit_redis_url)
+    on_node: list[list[tuple[str, Participant]]] = [[] for _ in nodes]  # node → (session, person)
+    for n in range(4):  # at most the workers' capacity (2 × VOICE_WORKER_MAX_SESSIONS)
+        if all(on_node):
+            break
+        if n:
+            time.sleep(2.5)  # nodes report their room counts every 2 s; a new room goes to the emptier
+        visitor, room, identity = operator.at(cluster.backend_urls[n % 2]), unique("node"), unique("person")
+        status, grant = visitor.get(f"/token?room={room}&identity={identity}")
+        assert status == 200, grant
+        person = clients.participant(grant["url"], grant["token"])  # through the first node: LIVEKIT_URL
+        clients.run(person.join())
+        status, body = visitor.post("/session", {"room": room, "identity": identity})
+        assert status == 201, body
+        wait_until(lambda person=person: agent_in(person.room), 30, "the agent in the person's room")
+        host = nodes.index(room_nodes.hget("room_node_map", person.room_name).decode())
+        on_node[host].append((body["session_id"], person))
+    assert all(on_node), f"the rooms went to one node only: {on_node}"
+    doomed, spared = on_node[1], on_node[0]
+
+    cluster.kill_livekit_node(1)
+    killed_at = time.monotonic()
+    for session_id, _ in doomed:
+        session, _ = wait_until_ended(web, session_id, NODE_FAILOVER)
+        # The agent's reconnection finds its person gone (participant_left); a reconnection
+        # that fails altogether is a lost connection (error).
+        assert session["end_reason"] in {"participant_left", "error"}, session
+    ended_after = time.monotonic() - killed_at
+    doomed_rooms = {person.room_name for _, person in doomed}
+    wait_until(lambda: not doomed_rooms & clients.run(rooms_on_server(cluster.livekit_url)), 10,
+               "the dead node's rooms to be deleted")
+    reasons = [web.session(session_id)["end_reason"] for session_id, _ in doomed]
+    print(f"\nnode killed → its {len(doomed)} session(s) ended in {ended_after:.1f} s ({reasons}); "
+          f"the other node's {len(spared)} went on")
+
+    for session_id, person in spared:  # untouched: live, the agent with the person, to the end
+        assert web.session(session_id)["status"] == "running"
+        assert agent_in(person.room) and person.disconnect_reason is None
+        assert web.delete(f"/session/{session_id}")[0] == 204
+        session, _ = wait_until_ended(web, session_id, 15)
+        assert session["end_reason"] == "deleted"

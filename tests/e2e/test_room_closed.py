@@ -3,22 +3,17 @@ it is disconnected, and the tokens minted for it cannot bring it back, not even 
 room name has passed to another visitor (each claim of a name has a LiveKit room of its
 own). In a live room, the page plays the agent's audio and nobody else's.
 
-The participants are LiveKit clients from Python (the same SDK family as the page's): the
+The participants are LiveKit clients from Python (tests/e2e/livekit_clients.py): the
 person, who joins with the token GET /token gave them (before POST /session, as the page
 does), and a listener holding another valid token for the room, who tries to stay.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
-from collections.abc import Coroutine, Iterator
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import jwt
-import numpy as np
 import pytest
 from livekit import api as lkapi
 from livekit import rtc
@@ -26,85 +21,8 @@ from playwright.sync_api import Page
 
 from app.voice.sessions.media_rooms import room_of
 from devtools.stack import LIVEKIT_DEV_KEY, LIVEKIT_DEV_SECRET, Stack
+from tests.e2e.livekit_clients import LoopThread, rooms_on_server
 from tests.e2e.support import Api, open_chat, press_start, press_stop, unique, wait_until, wait_until_ended
-
-T = TypeVar("T")
-RATE = 48000
-
-
-class LoopThread:
-    """An asyncio loop of its own for the LiveKit clients, driven from the sync test."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.participants: list[Participant] = []
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def participant(self, url: str, token: str) -> Participant:
-        self.participants.append(Participant(url, token))
-        return self.participants[-1]
-
-    def close(self) -> None:
-        """Whatever the test's outcome, every client leaves before the loop stops."""
-        for participant in self.participants:
-            with contextlib.suppress(Exception):
-                self.run(participant.leave(), timeout=10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
-@pytest.fixture
-def clients() -> Iterator[LoopThread]:
-    loop = LoopThread()
-    yield loop
-    loop.close()
-
-
-class Participant:
-    """One LiveKit client: joins with a token, remembers why it was disconnected."""
-
-    def __init__(self, url: str, token: str) -> None:
-        self.url, self.token = url, token
-        self.room: rtc.Room | None = None
-        self.disconnect_reason: int | None = None
-
-    async def join(self) -> None:
-        room = rtc.Room()
-        room.on("disconnected", self._disconnected)
-        await room.connect(self.url, self.token, rtc.RoomOptions(auto_subscribe=True))
-        self.room = room
-
-    def _disconnected(self, reason: int) -> None:
-        self.disconnect_reason = reason
-
-    def others(self) -> set[str]:
-        return set(self.room.remote_participants) if self.room else set()
-
-    async def publish_tone(self) -> None:
-        """Publish a microphone track that plays a 440 Hz tone (until the participant leaves)."""
-        assert self.room is not None
-        source = rtc.AudioSource(RATE, 1)
-        track = rtc.LocalAudioTrack.create_audio_track("tone", source)
-        await self.room.local_participant.publish_track(
-            track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-        )
-        samples = (np.sin(2 * np.pi * 440 * np.arange(RATE // 50) / RATE) * 8000).astype(np.int16)
-
-        async def play() -> None:
-            with contextlib.suppress(Exception):  # the room went away under it: the tone ends
-                while self.room is not None and self.room.isconnected():
-                    await source.capture_frame(rtc.AudioFrame(samples.tobytes(), RATE, 1, len(samples)))
-
-        self.tone = asyncio.get_running_loop().create_task(play())
-
-    async def leave(self) -> None:
-        if self.room is not None:
-            await self.room.disconnect()
 
 
 def media_room(grant: dict[str, Any]) -> str:
@@ -124,13 +42,6 @@ def listener_token(room: str) -> str:
     )
 
 
-async def rooms_on_server(stack: Stack) -> set[str]:
-    url = stack.livekit_url.replace("ws://", "http://", 1)
-    async with lkapi.LiveKitAPI(url, LIVEKIT_DEV_KEY, LIVEKIT_DEV_SECRET) as server:
-        listed = await server.room.list_rooms(lkapi.ListRoomsRequest())
-    return {room.name for room in listed.rooms}
-
-
 @pytest.mark.parametrize("ending", ["delete", "person_leaves"])
 def test_the_room_is_closed_when_the_session_ends(stack: Stack, api: Api, clients: LoopThread, ending: str) -> None:
     room, identity = unique("closed"), unique("guest")
@@ -146,7 +57,7 @@ def test_the_room_is_closed_when_the_session_ends(stack: Stack, api: Api, client
     clients.run(listener.join())
     agent = f"agent-{session_id[:8]}"
     wait_until(lambda: agent in listener.others() and identity in listener.others(), 20, "the listener sees both")
-    assert media_room(grant) in clients.run(rooms_on_server(stack))
+    assert media_room(grant) in clients.run(rooms_on_server(stack.livekit_url))
 
     if ending == "delete":
         assert api.delete(f"/session/{session_id}")[0] == 204
@@ -167,7 +78,7 @@ def test_the_room_is_closed_when_the_session_ends(stack: Stack, api: Api, client
         again = clients.participant(who.url, who.token)
         with pytest.raises(rtc.ConnectError):
             clients.run(again.join())
-    assert media_room(grant) not in clients.run(rooms_on_server(stack))
+    assert media_room(grant) not in clients.run(rooms_on_server(stack.livekit_url))
 
 
 def test_a_token_kept_from_an_earlier_claim_cannot_join_the_names_next_owner(
@@ -199,7 +110,7 @@ def test_a_token_kept_from_an_earlier_claim_cannot_join_the_names_next_owner(
     with pytest.raises(rtc.ConnectError):
         clients.run(intruder.join())
     assert b.others() == {agent}  # B's room holds B and the agent, nobody else
-    on_server = clients.run(rooms_on_server(stack))
+    on_server = clients.run(rooms_on_server(stack.livekit_url))
     assert media_room(b_grant) in on_server and media_room(a_grant) not in on_server
     assert {room_of(media_room(a_grant)), room_of(media_room(b_grant))} == {room}
     assert b_api.delete(f"/session/{body['session_id']}")[0] == 204
@@ -214,7 +125,7 @@ def test_the_page_plays_only_the_agents_audio(page: Page, stack: Stack, clients:
     press_start(page)
     audio_elements = "() => document.querySelectorAll('audio').length"
     page.wait_for_function(audio_elements + " === 1")  # the agent's
-    [livekit_room] = [r for r in clients.run(rooms_on_server(stack)) if room_of(r) == room]
+    [livekit_room] = [r for r in clients.run(rooms_on_server(stack.livekit_url)) if room_of(r) == room]
     other = clients.participant(stack.livekit_url, listener_token(livekit_room))
     with page.expect_console_message(lambda m: "not the agent" in m.text, timeout=20_000):
         clients.run(other.join())
