@@ -183,6 +183,7 @@ async def test_a_token_from_an_earlier_claim_cannot_join_the_next_owners_room(
     join R once B holds it. Each claim joins a LiveKit room of its own; A's is deleted."""
     a, b = api, new_visitor()
     a_room = media_room_of(await token(a, "room-r", "ann"))
+    assert a_room == "room-r"  # the name's first use: its own name
     session_id = await start(a, "room-r", "ann")
     assert (await VoiceSession.objects.aget(pk=session_id)).livekit_room == a_room  # the agent joined A's
     assert gateway.rooms["room-r"].name == a_room
@@ -191,7 +192,7 @@ async def test_a_token_from_an_earlier_claim_cannot_join_the_next_owners_room(
 
     b_room = media_room_of(await token(b, "room-r", "ben"))
     b_session = await start(b, "room-r", "ben")
-    assert room_of(b_room) == "room-r" and b_room != a_room
+    assert room_of(b_room) == "room-r" and b_room != a_room  # used before: a room of its own
     assert (await VoiceSession.objects.aget(pk=b_session)).livekit_room == b_room
     assert gateway.rooms["room-r"].name == b_room
     # A's token names a room that is gone for good: no claim or session will bring it back.
@@ -221,3 +222,21 @@ async def test_a_session_without_a_token_gets_a_new_livekit_room(api) -> None:
         await stop(api, ids[-1])
     rooms = [s.livekit_room async for s in VoiceSession.objects.filter(pk__in=ids)]
     assert len(set(rooms)) == 2 and {room_of(r) for r in rooms} == {"room-n"}
+
+
+async def test_a_name_counts_as_used_while_an_expired_token_of_it_could_still_join(api, new_visitor) -> None:
+    """LiveKit accepts a token up to a minute past its expiry: the claim's row stays for
+    store.EXPIRED_TOKEN_GRACE, so the next claim still gets a room of its own."""
+    first = media_room_of(await token(api, "room-g", "gus"))
+    assert first == "room-g"
+    just_expired = timezone.now() - timedelta(seconds=1)
+    await RoomClaim.objects.filter(room="room-g").aupdate(expires_at=just_expired)
+    again = media_room_of(await token(new_visitor(), "room-g", "gil"))
+    assert again != first and room_of(again) == "room-g"
+    # Long expired, the row gone, no session ever: nothing can join it any more, the name is new.
+    await RoomClaim.objects.filter(room="room-g").aupdate(
+        expires_at=timezone.now() - session_store.EXPIRED_TOKEN_GRACE - timedelta(seconds=1)
+    )
+    assert media_room_of(await token(new_visitor(), "room-h", "hal")) == "room-h"  # housekeeping ran
+    assert not await RoomClaim.objects.filter(room="room-g").aexists()
+    assert media_room_of(await token(new_visitor(), "room-g", "gia")) == "room-g"

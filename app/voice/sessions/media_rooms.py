@@ -2,9 +2,10 @@
 
 A room name is the visitor's word for a conversation, and it passes to the next visitor
 once its session ends. The LiveKit room is not passed on: each claim of a name gets a room
-of its own, ``name~<random>``, which the session's ending deletes. A token is minted for
-the LiveKit room, so a token from an earlier claim names a room that is gone, and the
-server (``room.auto_create: false``) will not bring it back for it.
+of its own, which the session's ending deletes: the name itself the first time it is used
+(sessions.store), ``name~<random>`` after. A token is minted for the LiveKit room, so a
+token from an earlier claim names a room that is gone, and the server
+(``room.auto_create: false``) will not bring it back for it.
 """
 
 from __future__ import annotations

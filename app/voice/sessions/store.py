@@ -22,6 +22,10 @@ from app.voice.models import EndReason, IdentityClaim, RoomClaim, SessionStatus,
 from app.voice.sessions.errors import IdentityTaken, RoomBusy, RoomTaken, TooManySessions
 from app.voice.sessions.media_rooms import new_media_room
 
+# LiveKit accepts a token up to a minute after it expired (livekit/protocol auth's
+# tokenLeeway); an expired claim's row is kept longer than that, with a margin.
+EXPIRED_TOKEN_GRACE = timedelta(minutes=10)
+
 
 def parse_session_id(raw: str) -> UUID | None:
     try:
@@ -40,8 +44,9 @@ def _create(
     nothing: no identity claim, no reader."""
     try:
         with transaction.atomic():
+            fresh = _fresh_media_room(room)
             session = VoiceSession.objects.create(
-                room=room, livekit_room=new_media_room(room), identity=identity, client_ip=client_ip, visitor=visitor
+                room=room, livekit_room=fresh, identity=identity, client_ip=client_ip, visitor=visitor
             )
             if visitor:
                 _claim_identity(identity, visitor)
@@ -92,6 +97,13 @@ def _claim_identity(identity: str, visitor: str) -> None:
         raise IdentityTaken(identity)
 
 
+def _fresh_media_room(room: str) -> str:
+    """A LiveKit room no token has ever been minted for: the name itself while it has never
+    been used (no session, no claim kept), else a new one (sessions.media_rooms)."""
+    used = VoiceSession.objects.filter(room=room).exists() or RoomClaim.objects.filter(room=room).exists()
+    return new_media_room(room) if used else room
+
+
 def _counting_claim(room: str, now: datetime) -> RoomClaim | None:
     """The token claim on `room` that still counts: unexpired, and made after the room's
     last session ended (ending a session releases the name)."""
@@ -115,14 +127,16 @@ def claim_room(room: str, identity: str, ttl: timedelta, *, visitor: str = "") -
         _claim_identity(identity, visitor)
     live = _refuse_if_live_for_other(room, identity)
     now = timezone.now()
-    RoomClaim.objects.filter(expires_at__lte=now).delete()  # expired claims: housekeeping
+    # Expired claims: housekeeping, once no token of theirs can still join (the claim's row
+    # is what keeps a later claim off the room its tokens name).
+    RoomClaim.objects.filter(expires_at__lte=now - EXPIRED_TOKEN_GRACE).delete()
     last_end = VoiceSession.objects.filter(room=room).aggregate(last=Max("ended_at"))["last"]
     free = Q(identity=identity) | Q(expires_at__lte=now)
     mine_still_counts = Q(identity=identity, expires_at__gt=now)
     if last_end is not None:
         free |= Q(claimed_at__lte=last_end)
         mine_still_counts &= Q(claimed_at__gt=last_end)
-    fresh = live.livekit_room if live is not None else new_media_room(room)
+    fresh = live.livekit_room if live is not None else _fresh_media_room(room)
     fields = {"identity": identity, "claimed_at": now, "expires_at": now + ttl}
     keep_or_fresh = Case(When(mine_still_counts, then=F("livekit_room")), default=Value(fresh))
     if not RoomClaim.objects.filter(free, room=room).update(livekit_room=keep_or_fresh, **fields):
