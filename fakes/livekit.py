@@ -177,6 +177,7 @@ class FakeRoom:
     microphone: AudioInput | None = None
     speaker: SpeakerRecorder = field(default_factory=SpeakerRecorder)
     closed: bool = False
+    reconnecting: bool = False  # the agent's own link is being re-established (a node lost)
     session: AgentSession | None = None
     text_input: TextInputCallback | None = None
     synchronizer: TranscriptSynchronizer | None = None
@@ -240,6 +241,14 @@ class FakeRoom:
         self.script.present = False
         for callback in self._left:
             callback(self.person_identity or "")
+
+    def reconnected_lately(self) -> bool:
+        return self.reconnecting
+
+    def lose_node(self) -> None:
+        """The LiveKit node hosting the room dies: the agent reconnects, the person is gone."""
+        self.reconnecting = True
+        self.person_leaves()
 
     def lose_connection(self) -> None:
         for callback in self._lost:

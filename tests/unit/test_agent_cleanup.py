@@ -42,11 +42,12 @@ async def assert_released(session_id: str, gateway: FakeLiveKitGateway, room: st
 
 @pytest.mark.parametrize(
     ("event", "reason"),
-    [("person_leaves", "participant_left"), ("lose_connection", "error")],
-    ids=["participant-left", "connection-lost"],
+    [("person_leaves", "participant_left"), ("lose_connection", "error"), ("lose_node", "error")],
+    ids=["participant-left", "connection-lost", "node-lost"],
 )
 async def test_the_room_going_away_ends_the_session(api, open_socket, gateway, event: str, reason: str) -> None:
-    """The person leaving (tab closed, network gone) or the agent's own LiveKit link failing."""
+    """The person leaving (tab closed, network gone), the agent's own LiveKit link failing, or
+    the person gone as the agent's link comes back (the LiveKit node hosting the room died)."""
     session_id = await start(api, f"room-{event}")
     socket = await open_socket(f"/ws/transcript/{session_id}")
     getattr(gateway.rooms[f"room-{event}"], event)()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol
@@ -33,6 +34,9 @@ log = logging.getLogger("app.voice.livekit")
 # Room administration calls are small; a LiveKit server that does not answer within this
 # long is treated as down (the caller logs and goes on where it can).
 ROOM_API_TIMEOUT = 5.0
+# A departure seen while the agent's own connection is re-established, or this soon after,
+# is the media server's doing (a LiveKit node lost: the room moves, its people with it).
+RECONNECT_WINDOW = 5.0
 
 
 class AgentRoom(Protocol):
@@ -45,6 +49,10 @@ class AgentRoom(Protocol):
     def on_participant_left(self, callback: Callable[[str], None]) -> None: ...
 
     def on_connection_lost(self, callback: Callable[[], None]) -> None: ...
+
+    def reconnected_lately(self) -> bool:
+        """Whether the agent's link to the server is being, or was just, re-established."""
+        ...
 
     async def start_session(
         self,
@@ -69,6 +77,19 @@ class LiveKitRoom:
     def __init__(self, room: rtc.Room) -> None:
         self.room = room
         self._closing = False
+        self._reconnecting = False
+        self._reconnected_at = -RECONNECT_WINDOW
+        room.on("reconnecting", self._on_reconnecting)
+        room.on("reconnected", self._on_reconnected)
+
+    def _on_reconnecting(self) -> None:
+        self._reconnecting = True
+
+    def _on_reconnected(self) -> None:
+        self._reconnecting, self._reconnected_at = False, time.monotonic()
+
+    def reconnected_lately(self) -> bool:
+        return self._reconnecting or time.monotonic() - self._reconnected_at < RECONNECT_WINDOW
 
     def has_participant(self, identity: str) -> bool:
         return identity in self.room.remote_participants

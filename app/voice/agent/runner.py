@@ -196,7 +196,9 @@ class AgentRun:
     # Room and session callbacks are sync: each schedules the one stop.
     def _on_participant_left(self, identity: str) -> None:
         if identity == self.info.identity:
-            self.request_stop(EndReason.PARTICIPANT_LEFT)
+            # Gone as our own link came back: the media server failed them, not the person.
+            lost = self.room is not None and self.room.reconnected_lately()
+            self.request_stop(EndReason.ERROR if lost else EndReason.PARTICIPANT_LEFT)
 
     def _on_participant_joined(self, identity: str) -> None:
         if identity == self.info.identity and self._timeout_task:
