@@ -15,16 +15,31 @@ Each cycle is one of:
 - tab_close  a visitor leaves the room and closes its socket without a word;
 - net_cut    a visitor's process is frozen (SIGSTOP): no goodbye, no packets;
 - worker_kill  an agent worker's process group gets SIGKILL, then is started again;
-- web_term / web_kill  a web process gets SIGTERM / SIGKILL, then is started again.
+- web_term / web_kill  a web process gets SIGTERM / SIGKILL, then is started again;
+- redis_restart / pg_restart  Redis (SIGTERM) / PostgreSQL (fast shutdown) stopped and started
+             again on the same port, at once;
+- redis_outage / pg_outage  Redis / PostgreSQL (its whole process group) frozen with SIGSTOP
+             for 10 s, then resumed: unreachable, nothing lost (a crash is the restarts' case);
+- livekit_restart  livekit-server SIGKILLed and started again (same ports and config).
+A dependency fault lands mid-conversation, a second after a visitor starts to talk; then each
+web process's /readyz is polled (every 0.2 s, bounded) for a 200, timed from the dependency's
+return; each session that was live must be ended with a reason or be running with a heartbeat
+since the return (bounded), and a survivor must still answer a sentence.
 The first cycles go through every kind once (start, talk, then the rest in a seeded order), so a
-run of 3 x 8 = 24 cycles has each.
+run of 3 x 13 = 39 cycles has each.
 
 Then, each wait bounded: every visitor still live presses Stop; no session is left running;
 no LiveKit room is left open (the server API's list_rooms); every final transcript line a
-visitor received over the WebSocket is in the database; and the open file descriptors and
+visitor received over the WebSocket is in the database, or was named by a
+`transcript_lines_lost` frame the visitor received; the logs of the web processes and agent
+workers hold no exception but the expected ones (EXPECTED_EXCEPTIONS) and those of known bugs
+(KNOWN_BUG_EXCEPTIONS, reported); and the open file descriptors and
 resident memory of each long-lived process (with its children), sampled through /proc
 during the run, with their slope per 100 cycles. The report: N, the count of each fault,
-cleanup time (from the action to the session's ended_at) p50/p95/max, lost and orphaned.
+cleanup time (from the action to the session's ended_at) p50/p95/max, lost and orphaned, and
+per dependency fault kind: what became of the live sessions and the /readyz recovery time
+p50/p95/max against its goal (p95 <= 5 s after Redis or PostgreSQL returns, <= 30 s after
+LiveKit restarts).
 """
 
 from __future__ import annotations
@@ -35,11 +50,14 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -65,17 +83,36 @@ from devtools.stack import (
     wait_for_log,
 )
 
-KINDS = ("start", "talk", "stop", "tab_close", "net_cut", "worker_kill", "web_term", "web_kill")
+# Faults of a dependency, each landing mid-conversation (just after a visitor starts to talk).
+# The outages freeze the server (SIGSTOP) rather than kill it: unreachable, connections and
+# commands hanging as across a network partition, nothing lost; the restarts are the crash
+# (or deploy) case, a Redis restart losing all its data (the stack's Redis keeps none on disk).
+DEPENDENCY_KINDS = ("redis_restart", "redis_outage", "pg_restart", "pg_outage", "livekit_restart")
+KINDS = ("start", "talk", "stop", "tab_close", "net_cut", "worker_kill", "web_term", "web_kill", *DEPENDENCY_KINDS)
 WEIGHTS = {"start": 4, "talk": 4, "stop": 2, "tab_close": 1.5, "net_cut": 1, "worker_kill": 0.6,
-           "web_term": 0.5, "web_kill": 0.5}
+           "web_term": 0.5, "web_kill": 0.5, "redis_restart": 0.3, "redis_outage": 0.2, "pg_restart": 0.3,
+           "pg_outage": 0.2, "livekit_restart": 0.3}
 MAX_LIVE = 3  # visitors at once (2 shared cores)
 ENDING_KINDS = ("stop", "tab_close", "net_cut")
-RESTARTING = ("worker_kill", "web_term", "web_kill")  # kinds that wait for no restart in progress
+# Kinds that wait for no restart in progress (a dependency fault also for its readiness to be
+# measured on every web process, and its effects told apart from those of a restart).
+RESTARTING = ("worker_kill", "web_term", "web_kill", *DEPENDENCY_KINDS)
+OUTAGE_SECONDS = 10.0
+TALK_LEAD = 1.0  # a dependency fault lands this long after a visitor starts to talk
+READY_POLL = 0.2  # /readyz is polled this often after a dependency's return...
+READY_BOUND = 60.0  # ...for at most this long
+READY_GOAL = {"livekit_restart": 30.0}  # p95 of the time to /readyz 200; others 5 s
+# An affected session must be ended (with a reason) or running with a heartbeat since the
+# dependency came back, within this long of its return.
+AFFECTED_BOUND = 40.0
 # The first FIRST_PHASE x len(KINDS) cycles run every kind once: each kind may first need up to
 # two starts (an ending, or a worker kill, can leave fewer than two visitors).
 FIRST_PHASE = 3
 HEARTBEAT_TIMEOUT = 4.0
 PARTICIPANT_TIMEOUT = 3.0
+# How long after a worker SIGKILL the sweeper has ended the sessions it hosted (heartbeat
+# timeout, one sweep interval, a margin); a dependency fault waits that out.
+KILL_SETTLE = HEARTBEAT_TIMEOUT + 4.0
 # The stack's environment: short timeouts, so cleanup is quick and a run is bounded.
 SOAK_ENV = {
     "VOICE_HEARTBEAT_INTERVAL": "1",
@@ -85,6 +122,25 @@ SOAK_ENV = {
     "VOICE_MAX_SESSIONS_PER_IP": "1000",  # every visitor is 127.0.0.1
     "LOG_LEVEL": "WARNING",
 }
+
+
+# Exceptions logged (level error, with a traceback) that a fault is expected to cause, by event
+# (or, for a plain traceback, a piece of its exception line); each is handled, then retried or
+# answered:
+# - session.start_failed: a start while LiveKit, Redis or PostgreSQL is down or a worker was
+#   just killed is refused (503) and logged with its cause;
+# - sweeper.failed: a sweep while PostgreSQL is down or restarting; the next one (1 s later)
+#   runs again.
+EXPECTED_EXCEPTIONS = {"session.start_failed", "sweeper.failed"}
+# Exceptions a known product bug logs as a plain traceback (reported apart, not failing the
+# soak), by a piece of the exception line:
+# - the transcript socket's channel-layer receive fails while Redis restarts or is down; the
+#   exception escapes the consumer ("Exception in ASGI application"), uvicorn closes the socket
+#   (1011) and the client reconnects (joining the group again, which a restarted Redis lost).
+KNOWN_BUG_EXCEPTIONS = {"redis.exceptions.ConnectionError": "transcript socket: channel-layer receive unhandled"}
+
+
+EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Shutdown)\b")
 
 
 def progress(message: str) -> None:
@@ -176,22 +232,42 @@ class Soak:
     restarts: list[threading.Thread] = field(default_factory=list)
     restart_errors: list[str] = field(default_factory=list)
     other_ends: Counter[str] = field(default_factory=Counter)  # ends no fault of ours explains, by reason
+    affected: dict[str, str] = field(default_factory=dict)  # session → the dependency fault it was live in
+    dependency: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind → what its faults did
+    log_offsets: dict[str, int] = field(default_factory=dict)  # process → its log's size at the start
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.db = psycopg.connect(self.stack.database_url, autocommit=True)
+        for name, process in self.stack.processes.items():
+            with contextlib.suppress(OSError):
+                self.log_offsets[name] = process.log_path.stat().st_size
+
+    def query(self, sql: str, params: Any = None) -> list[Any]:
+        """A query that survives a PostgreSQL restart (a new connection, once)."""
+        try:
+            return self.db.execute(sql, params).fetchall()
+        except psycopg.OperationalError:
+            with contextlib.suppress(Exception):
+                self.db.close()
+            self.db = psycopg.connect(self.stack.database_url, autocommit=True)
+            return self.db.execute(sql, params).fetchall()
 
     # -- database ------------------------------------------------------------------------
     def sessions(self, ids: list[str]) -> dict[str, tuple[str, str, float | None]]:
         if not ids:
             return {}
-        rows = self.db.execute(
+        rows = self.query(
             "SELECT id::text, status, end_reason, ended_at FROM voice_voicesession WHERE id::text = ANY(%s)", (ids,)
-        ).fetchall()
+        )
         return {r[0]: (r[1], r[2], r[3].timestamp() if r[3] else None) for r in rows}
 
+    def heartbeats(self, ids: list[str]) -> dict[str, float | None]:
+        rows = self.query("SELECT id::text, heartbeat_at FROM voice_voicesession WHERE id::text = ANY(%s)", (ids,))
+        return {r[0]: r[1].timestamp() if r[1] else None for r in rows}
+
     def live_sessions(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT id::text FROM voice_voicesession WHERE status <> 'ended'")]
+        return [r[0] for r in self.query("SELECT id::text FROM voice_voicesession WHERE status <> 'ended'")]
 
     def settle(self) -> None:
         """Record the cleanup time of sessions that have ended since the last look; release
@@ -207,6 +283,8 @@ class Soak:
             if session_id in self.pending:
                 at, kind = self.pending.pop(session_id)
                 self.cleanup.setdefault(kind, []).append(max(0.0, ended_at - at))
+            elif session_id in self.affected:
+                self.dependency[self.affected[session_id]]["ends"][reason or "(none)"] += 1
             elif reason == "error" and (kills := [k for k in self.kills if k <= ended_at]):
                 self.cleanup.setdefault("worker_kill", []).append(ended_at - kills[-1])
             else:
@@ -309,6 +387,79 @@ class Soak:
         self.restart(name, how, lambda p: wait_for_http(f"{url}/healthz", timeout=90, process=p))
         return True
 
+    def dependency_fault(self, kind: str) -> bool:
+        """A dependency fault just after a visitor starts to talk; then each web process's
+        /readyz is polled until 200 (the time from the dependency's return is recorded), and
+        each session that was live is waited for (bounded) to be ended with a reason or to
+        be running with a heartbeat since the return; last, a survivor is asked to talk."""
+        record = self.dependency.setdefault(kind, {
+            "ready_seconds": [], "never_ready": 0, "affected": 0, "ends": Counter(), "survived": 0,
+            "stuck": [], "talk_after": Counter(), "fault_seconds": [],
+        })
+        if self.kills and (wait := KILL_SETTLE - (time.time() - self.kills[-1])) > 0:
+            # The sessions a worker kill took are ended by the sweeper a heartbeat timeout
+            # later: let that happen first, so that their end is not put down to this fault.
+            time.sleep(wait)
+            self.settle()
+        if not self.live_visitors() and not self.start():  # it lands mid-conversation
+            return False
+        live = self.live_visitors()
+        talking = self.rng.choice(live)
+        for visitor in live:
+            self.affected[visitor.session_id] = kind
+        record["affected"] += len(live)
+        talking.send("talk")
+        time.sleep(TALK_LEAD)  # the clip is being said, heard and transcribed
+        t0 = time.monotonic()
+        if kind == "redis_restart":
+            self.stack.restart_redis()
+        elif kind == "redis_outage":
+            self.stack.pause_redis(OUTAGE_SECONDS)
+        elif kind == "pg_restart":
+            self.stack.restart_postgres()
+        elif kind == "pg_outage":
+            self.stack.pause_postgres(OUTAGE_SECONDS)
+        else:
+            self.stack.restart_livekit()
+        back, back_wall = time.monotonic(), time.time()  # the dependency is back
+        record["fault_seconds"].append(round(back - t0, 2))
+        waiting = list(self.stack.backend_urls)  # every web process, polled in turn
+        while waiting and time.monotonic() - back < READY_BOUND:
+            for url in list(waiting):
+                if _ready(url):
+                    record["ready_seconds"].append(time.monotonic() - back)
+                    waiting.remove(url)
+            if waiting:
+                time.sleep(READY_POLL)
+        record["never_ready"] += len(waiting)
+
+        def accounted() -> bool:
+            ids = [v.session_id for v in live]
+            state, beats = self.sessions(ids), self.heartbeats(ids)
+            return all(
+                (state.get(i, ("",))[0] == "ended" and bool(state[i][1])) or (beats.get(i) or 0) > back_wall
+                for i in ids
+            )
+
+        with contextlib.suppress(psycopg.Error):
+            wait_for(accounted, AFFECTED_BOUND, 0.5)
+        ids = [v.session_id for v in live]
+        state, beats = self.sessions(ids), self.heartbeats(ids)
+        for session_id in ids:
+            status, reason, _ = state.get(session_id, ("missing", "", None))
+            if status == "ended" and reason:
+                continue  # settle() counts its reason
+            if status != "ended" and (beats.get(session_id) or 0) > back_wall:
+                record["survived"] += 1
+                self.affected.pop(session_id, None)  # its later end is no effect of this fault
+            else:
+                record["stuck"].append({"session": session_id, "status": status, "reason": reason})
+        self.settle()
+        survivors = [v for v in self.live_visitors() if v in live]
+        if survivors:  # still working: a sentence gets its final line
+            record["talk_after"]["ok" if self.talk(self.rng.choice(survivors)) else "no final"] += 1
+        return True
+
     def choose(self, cycle: int, order: list[str]) -> str:
         live = self.live_visitors()
         workers_busy = any(n.startswith("agent-worker") for n in self.recovering)
@@ -316,7 +467,8 @@ class Soak:
         possible = [
             k for k in KINDS
             if (k != "start" or len(live) < MAX_LIVE)
-            and (k not in ("talk", *ENDING_KINDS) or live)
+            and (k not in ("talk", *ENDING_KINDS, *DEPENDENCY_KINDS) or live)
+            and (k not in DEPENDENCY_KINDS or not self.recovering)
             and (k != "worker_kill" or not workers_busy)
             and (k not in ("web_term", "web_kill") or not webs_busy)
         ]
@@ -337,6 +489,8 @@ class Soak:
             return self.worker_kill()
         if kind in ("web_term", "web_kill"):
             return self.web_restart(signal.SIGTERM if kind == "web_term" else signal.SIGKILL)
+        if kind in DEPENDENCY_KINDS:
+            return self.dependency_fault(kind)
         visitor = self.rng.choice(self.live_visitors())
         if kind == "talk":
             return self.talk(visitor)
@@ -386,12 +540,59 @@ class Soak:
             for line in path.read_text(encoding="utf-8").splitlines():
                 with contextlib.suppress(json.JSONDecodeError):  # a line cut short by SIGKILL
                     received.append(json.loads(line))
+        declared = set()  # (session, seq) that a transcript_lines_lost frame named
+        for path in self.work.glob("*.declared"):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(json.JSONDecodeError):
+                    entry = json.loads(line)
+                    declared |= {(entry["session_id"], seq) for seq in entry["seqs"]}
         stored = {
-            (r[0], r[1]): r[2]
-            for r in self.db.execute("SELECT session_id::text, seq, text FROM voice_transcriptentry").fetchall()
+            (r[0], r[1]): r[2] for r in self.query("SELECT session_id::text, seq, text FROM voice_transcriptentry")
         }
-        lost = [m for m in received if stored.get((m["session_id"], m["seq"])) != m["text"]]
-        return len(received), lost
+        missing = [m for m in received if stored.get((m["session_id"], m["seq"])) != m["text"]]
+        lost = [m for m in missing if (m["session_id"], m["seq"]) not in declared]
+        return len(received), len(missing) - len(lost), lost
+
+    def exceptions(self) -> tuple[Counter[str], Counter[str], list[str]]:
+        """Exceptions in the logs of the web processes and agent workers since the soak began
+        (every incarnation): the expected and the known bugs' counted by kind, the others as
+        lines."""
+        expected: Counter[str] = Counter()
+        known: Counter[str] = Counter()
+        unexpected: list[str] = []
+        for name, process in self.stack.processes.items():
+            if not name.startswith(("backend", "agent-worker")):
+                continue
+            with process.log_path.open("rb") as log:
+                log.seek(self.log_offsets.get(name, 0))
+                text = log.read().decode(errors="replace")
+            lines = text.splitlines()
+            for index, line in enumerate(lines):
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    entry = None
+                if not isinstance(entry, dict):
+                    # A plain traceback (uvicorn's "Exception in ASGI application", a crash):
+                    # its exception line, the last of a chain.
+                    following = next((x for x in lines[index + 1:] if x.strip()), "")
+                    if (_exception_line(line) and not following.startswith(("During handling", "The above"))
+                            and any(x.startswith("Traceback") for x in lines[max(0, index - 200):index])):
+                        bug = next((v for k, v in KNOWN_BUG_EXCEPTIONS.items() if k in line), None)
+                        if bug is not None:
+                            known[bug] += 1
+                        else:
+                            unexpected.append(f"{name}: traceback: {line[:200]}")
+                    continue
+                if entry.get("level") not in ("error", "critical") or not (entry.get("exc") or entry.get("exc_info")):
+                    continue
+                event = str(entry.get("event", ""))
+                last = str(entry.get("exc", "")).strip().splitlines()[-1:] or [""]
+                if event in EXPECTED_EXCEPTIONS:
+                    expected[event] += 1
+                else:
+                    unexpected.append(f"{name}: {entry.get('logger')} {event[:120]} | {last[0][:200]}")
+        return expected, known, unexpected
 
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
@@ -439,9 +640,10 @@ class Soak:
         for visitor in self.visitors:
             visitor.kill()
         self.sample(self.cycles)
-        received, lost = self.lost_transcripts()
+        received, declared, lost = self.lost_transcripts()
+        expected, known, unexpected = self.exceptions()
         all_cleanup = [s for values in self.cleanup.values() for s in values]
-        total = self.db.execute("SELECT count(*) FROM voice_voicesession").fetchone()
+        total = self.query("SELECT count(*) FROM voice_voicesession")[0]
         return {
             "cycles": self.cycles,
             "seed": self.seed,
@@ -460,12 +662,48 @@ class Soak:
                             for k, v in sorted(self.cleanup.items())},
             },
             "finals_received": received,
+            "declared_lost": declared,
+            "dependency_faults": {k: _dependency_report(k, v) for k, v in sorted(self.dependency.items())},
+            "expected_exceptions": dict(expected),
+            "known_bug_exceptions": dict(known),
+            "unexpected_exceptions": unexpected[:50],
             "lost": len(lost),
             "lost_lines": lost[:20],
             "orphaned_sessions": sessions_left,
             "orphaned_rooms": rooms_left,
             "processes": self.trend(),
         }
+
+
+def _exception_line(line: str) -> bool:
+    """Whether a plain log line is the closing line of a traceback, e.g. `redis.exceptions.
+    ConnectionError: Error 111 ...` (a dotted or bare exception name, then a colon)."""
+    return EXCEPTION_LINE.match(line) is not None
+
+
+def _dependency_report(kind: str, record: dict[str, Any]) -> dict[str, Any]:
+    ready = record["ready_seconds"]
+    p95 = pct(ready, 95)
+    return {
+        "n": len(record["fault_seconds"]),
+        "fault_seconds": record["fault_seconds"],
+        "readyz_seconds": {"n": len(ready), "p50": _round(pct(ready, 50)), "p95": _round(p95),
+                           "max": _round(max(ready, default=None)), "never": record["never_ready"]},
+        "readyz_goal_met": p95 is not None and p95 <= READY_GOAL.get(kind, 5.0) and not record["never_ready"],
+        "affected": record["affected"],
+        "ended": dict(record["ends"]),
+        "survived": record["survived"],
+        "stuck": record["stuck"],
+        "talk_after": dict(record["talk_after"]),
+    }
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=3) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
 
 
 def _round(value: float | None) -> float | None:
@@ -507,9 +745,21 @@ def print_report(report: dict[str, Any]) -> None:
         f"  actions that failed: {report['failed_actions'] or 'none'}; restarts that failed: "
         f"{report['restart_errors'] or 'none'}; other ends: {report['other_ends'] or 'none'}\n"
         f"  cleanup: n={c['n']} p50={c['p50']} s p95={c['p95']} s max={c['max']} s; by kind {c['by_kind']}\n"
-        f"  finals received {report['finals_received']}, lost {report['lost']}\n"
+        f"  finals received {report['finals_received']}, declared lost {report['declared_lost']}, "
+        f"lost (undeclared) {report['lost']}\n"
         f"  orphaned sessions {len(report['orphaned_sessions'])}, open rooms {len(report['orphaned_rooms'])}"
     )
+    for kind, d in report["dependency_faults"].items():
+        r = d["readyz_seconds"]
+        progress(f"  {kind}: n={d['n']} (took {d['fault_seconds']} s); /readyz 200 after p50={r['p50']} "
+                 f"p95={r['p95']} max={r['max']} s, never {r['never']} (goal {READY_GOAL.get(kind, 5.0):g} s: "
+                 f"{'met' if d['readyz_goal_met'] else 'NOT met'}); sessions live {d['affected']}: ended "
+                 f"{d['ended'] or 'none'}, survived {d['survived']}, stuck {len(d['stuck'])}; "
+                 f"talk after {d['talk_after'] or '-'}")
+    progress(f"  exceptions in the logs: expected {report['expected_exceptions'] or 'none'}; known bugs "
+             f"{report['known_bug_exceptions'] or 'none'}; unexpected {len(report['unexpected_exceptions'])}")
+    for line in report["unexpected_exceptions"][:10]:
+        progress(f"    {line}")
     for name, entry in report["processes"].items():
         fds_slope = entry.get("fds_per_100_cycles", "–")
         progress(f"  {name:15} fds {entry['fds'][0]}→{entry['fds'][1]} ({fds_slope}/100 cycles)"
@@ -536,8 +786,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def passed(report: dict[str, Any]) -> bool:
-    """Nothing lost, nothing left running or open, every restarted process back."""
-    return not (report["lost"] or report["orphaned_sessions"] or report["orphaned_rooms"] or report["restart_errors"])
+    """Nothing lost, nothing left running or open, every restarted process back, every
+    session a dependency fault hit accounted for, every web process ready again, no exception
+    in the logs that is neither expected nor a known bug's."""
+    dependency = report.get("dependency_faults", {}).values()
+    return not (
+        report["lost"] or report["orphaned_sessions"] or report["orphaned_rooms"] or report["restart_errors"]
+        or any(d["stuck"] or d["readyz_seconds"]["never"] for d in dependency)
+        or report.get("unexpected_exceptions")
+    )
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ SIGSTOP, as a network cut would): `python -m bench.soak_client ROOM IDENTITY OUT
 It is started ahead of its turn (imports loaded, clip made) and waits for `go` on stdin.
 Then it takes a token, joins the LiveKit room with a microphone (silence until told to
 talk), starts a session and follows its WebSocket, switching to another web process when
-one goes away. Every final transcript line it receives is appended to OUT as one JSON line, flushed at
-once, so that what it received survives its being killed. It prints `session <id>` once the
-session runs. Commands on stdin: `talk` (say the clip once), `stop` (DELETE the session, then
-leave), `close` (leave without a word, as a closed tab does). It also leaves, by itself, once
-the session has ended (whoever ended it).
+one goes away. Every final transcript line it receives is appended to OUT as one JSON line,
+flushed at once, so that what it received survives its being killed; the seqs of a
+`transcript_lines_lost` error frame (lines declared lost) go to OUT with the suffix
+`.declared`. It prints `session <id>` once the session runs. Commands on stdin: `talk`
+(say the clip once), `stop` (DELETE the session, then leave), `close` (leave without a
+word, as a closed tab does). It also leaves, by itself, once the session has ended (whoever
+ended it).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from bench.common import speech_clip
 
 FRAME_SECONDS = 0.02
 POLL_SECONDS = 1.0
+# The error frame that declares final lines the database never got (their seqs).
+LINES_LOST = "transcript_lines_lost"
 
 
 class Visitor:
@@ -76,7 +80,8 @@ class Visitor:
     # -- the session's WebSocket --------------------------------------------------------
     async def follow(self) -> None:
         attempt = 0
-        with self.out.open("a", encoding="utf-8") as out:
+        declared_path = self.out.with_suffix(".declared")
+        with self.out.open("a", encoding="utf-8") as out, declared_path.open("a", encoding="utf-8") as declared:
             while not self.ended.is_set():
                 backend = self.backends[attempt % len(self.backends)]
                 attempt += 1
@@ -94,6 +99,11 @@ class Visitor:
                                 line = {"session_id": self.session_id, **message}
                                 out.write(json.dumps(line) + "\n")
                                 out.flush()
+                            error = message.get("error")
+                            if isinstance(error, dict) and error.get("code") == LINES_LOST:
+                                entry = {"session_id": self.session_id, "seqs": error.get("seqs", [])}
+                                declared.write(json.dumps(entry) + "\n")
+                                declared.flush()
                             if message.get("event") == "session_ended":
                                 self.ended.set()
                 except (TimeoutError, OSError, websockets.WebSocketException):

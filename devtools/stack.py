@@ -349,6 +349,46 @@ class Stack:
         process.start()
         wait_for_http(self.livekit_urls[index].replace("ws://", "http://", 1) + "/", timeout=30, process=process)
 
+    def restart_livekit(self) -> None:
+        """The (first) livekit-server killed (SIGKILL, as in a crash) and started again on the
+        same ports with the same config; returns once it answers HTTP."""
+        self.kill_livekit_node(0)
+        self.restart_livekit_node(0)
+
+    def restart_redis(self) -> None:
+        """The stack's redis-server stopped (SIGTERM: it exits at once, its data gone, as it
+        keeps none on disk) and started again on the same port; returns once it is ready."""
+        process = self.processes["redis"]
+        process.stop()
+        process.start()
+        wait_for_log(process, "Ready to accept connections", timeout=20)
+
+    def pause_redis(self, seconds: float) -> None:
+        """redis-server frozen (SIGSTOP) for `seconds`, then resumed: unreachable (connections
+        and commands hang, as across a network partition) without losing its data."""
+        self._pause(self.processes["redis"], seconds)
+
+    def restart_postgres(self) -> None:
+        """PostgreSQL's fast shutdown (SIGINT to the postmaster: clients disconnected, open
+        transactions rolled back), then started again on the same port and data folder."""
+        process = self.processes["postgres"]
+        process.stop()
+        process.start()
+        wait_for_log(process, "ready to accept connections", timeout=30)
+
+    def pause_postgres(self, seconds: float) -> None:
+        """The postmaster and all its children frozen (SIGSTOP to the process group) for
+        `seconds`, then resumed: unreachable, nothing lost."""
+        self._pause(self.processes["postgres"], seconds)
+
+    @staticmethod
+    def _pause(process: ManagedProcess, seconds: float) -> None:
+        os.killpg(process.pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)  # the outage's length
+        finally:
+            os.killpg(process.pid, signal.SIGCONT)
+
     def start_redis(self) -> None:
         if self.config.redis_server is None:
             return

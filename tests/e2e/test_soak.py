@@ -1,7 +1,8 @@
-"""The fault soak, small: two dozen random cycles (start, talk, stop, tab close, network cut,
-agent worker SIGKILL, web process SIGTERM/SIGKILL) against the production shape on
-PostgreSQL, then nothing lost or left behind. `./dev.sh soak N` runs the long version
-(bench/soak.py says what each cycle and each check does).
+"""The fault soak, small: ~40 random cycles (start, talk, stop, tab close, network cut,
+agent worker SIGKILL, web process SIGTERM/SIGKILL, Redis/PostgreSQL restart and 10 s outage,
+LiveKit restart) against the production shape on PostgreSQL, then nothing lost or left
+behind, and every web process ready again after each dependency fault. `./dev.sh soak N`
+runs the long version (bench/soak.py says what each cycle and each check does).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import pytest
 from bench.soak import KINDS, passed, print_report, run_soak, soak_config
 from devtools.stack import Stack, running_stack
 
-CYCLES = 24  # enough for every kind of cycle to run once (bench/soak.py: FIRST_PHASE)
+# Enough for every kind of cycle to run once (bench/soak.py: FIRST_PHASE x the 13 kinds).
+CYCLES = 39
 FD_GROWTH_BOUND = 40  # over two dozen cycles a leak of one descriptor per session would show
 
 

@@ -7,14 +7,16 @@ processes racing to end a session cannot both win.
 
 from __future__ import annotations
 
+import functools
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, Max, Q, QuerySet, Value, When
 from django.utils import timezone
 
@@ -25,6 +27,25 @@ from app.voice.sessions.media_rooms import new_media_room
 # LiveKit accepts a token up to a minute after it expired (livekit/protocol auth's
 # tokenLeeway); an expired claim's row is kept longer than that, with a margin.
 EXPIRED_TOKEN_GRACE = timedelta(minutes=10)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _orm(func: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """sync_to_async, first dropping this thread's connection if a query on it failed and it
+    no longer works (PostgreSQL restarted, say), so that the call connects anew. Django does
+    so only around requests: a caller outside any (an agent's run, the sweeper) would
+    otherwise fail on the dead connection for as long as it lives."""
+
+    @functools.wraps(func)
+    def fresh(*args: P.args, **kwargs: P.kwargs) -> R:
+        if connection.errors_occurred and not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
+        return func(*args, **kwargs)
+
+    return sync_to_async(fresh)
 
 
 def parse_session_id(raw: str) -> UUID | None:
@@ -73,7 +94,7 @@ def _create(
         raise RoomBusy(existing.id if visitor and existing.visitor == visitor else None) from None
 
 
-create_session = sync_to_async(_create)
+create_session = _orm(_create)
 
 
 def _claim_identity(identity: str, visitor: str) -> None:
@@ -114,7 +135,7 @@ def _counting_claim(room: str, now: datetime) -> RoomClaim | None:
     return None if last_end is not None and last_end >= claim.claimed_at else claim
 
 
-@sync_to_async
+@_orm
 def claim_room(room: str, identity: str, ttl: timedelta, *, visitor: str = "") -> str:
     """Record that `identity` holds `room` for `ttl` (a token's lifetime) and return the
     LiveKit room its token is for; or refuse: IdentityTaken when the identity belongs to
@@ -160,7 +181,7 @@ def _refuse_if_live_for_other(room: str, identity: str) -> VoiceSession | None:
     return live
 
 
-@sync_to_async
+@_orm
 def get_session(session_id: UUID | str) -> VoiceSession | None:
     return VoiceSession.objects.filter(pk=session_id).first()
 
@@ -170,7 +191,7 @@ def sessions_of(visitor: str) -> QuerySet[VoiceSession]:
     return VoiceSession.objects.filter(visitor=visitor).exclude(visitor="").order_by("-created_at", "-id")
 
 
-@sync_to_async
+@_orm
 def get_own_session(session_id: UUID | str, visitor: str) -> VoiceSession | None:
     """The session if `visitor` owns it; None for another visitor's, as for an unknown id."""
     return sessions_of(visitor).filter(pk=session_id).first()
@@ -185,7 +206,7 @@ def reply_latency_p50(entries: Iterable[TranscriptEntry]) -> int | None:
     return round(statistics.median(totals)) if totals else None
 
 
-@sync_to_async
+@_orm
 def mark_running(session_id: UUID | str) -> bool:
     now = timezone.now()
     return bool(
@@ -195,14 +216,14 @@ def mark_running(session_id: UUID | str) -> bool:
     )
 
 
-@sync_to_async
+@_orm
 def heartbeat(session_id: UUID | str) -> None:
     VoiceSession.objects.filter(pk=session_id).exclude(status=SessionStatus.ENDED).update(
         heartbeat_at=timezone.now()
     )
 
 
-@sync_to_async
+@_orm
 def stale_live_sessions(older_than: timedelta) -> list[VoiceSession]:
     """Live sessions whose host has not been heard from (or never started) in `older_than`."""
     cutoff = timezone.now() - older_than
@@ -213,7 +234,7 @@ def stale_live_sessions(older_than: timedelta) -> list[VoiceSession]:
     )
 
 
-@sync_to_async
+@_orm
 def mark_ended(session_id: UUID | str, reason: EndReason) -> bool:
     """End the session; True only for the caller that actually ended it."""
     return bool(
@@ -223,7 +244,7 @@ def mark_ended(session_id: UUID | str, reason: EndReason) -> bool:
     )
 
 
-@sync_to_async
+@_orm
 def save_final_transcript(
     session_id: UUID | str,
     seq: int,
@@ -239,6 +260,6 @@ def save_final_transcript(
     )
 
 
-@sync_to_async
+@_orm
 def final_transcripts(session_id: UUID) -> list[TranscriptEntry]:
     return list(TranscriptEntry.objects.filter(session_id=session_id).order_by("seq"))
