@@ -8,6 +8,7 @@ socket's behaviour depends only on the stored state and the channel-layer group.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.asgi import application
 from app.voice.contract import close_codes, messages
@@ -206,3 +208,31 @@ async def test_a_foreign_origin_is_refused_at_the_handshake(api, open_socket, pa
         assert await closed_with(socket) == close_codes.UNKNOWN_SESSION
     else:
         assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
+
+
+async def test_a_channel_layer_that_fails_under_the_socket_closes_it_1012_without_a_traceback(
+    api, open_socket, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis restarting under a live socket: the client is told to open it again (1012), the
+    failure is one warning line, and nothing escapes the consumer (before: "Exception in ASGI
+    application" and an unhandled redis ConnectionError, found by the soak's redis_restart)."""
+    session = await live_session(api)
+    layer = get_channel_layer()
+    redis_gone = asyncio.Event()
+    receive = layer.receive
+
+    async def receive_until_redis_goes(channel: str) -> dict:
+        if channel.startswith("specific."):  # sockets' own channels (not the control groups')
+            await redis_gone.wait()
+            raise RedisConnectionError("Connection closed by server.")
+        return await receive(channel)
+
+    monkeypatch.setattr(layer, "receive", receive_until_redis_goes)
+    socket = await open_socket(f"/ws/transcript/{session.id}")
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=5) == messages.pong()  # live
+    with caplog.at_level("WARNING", logger="app.voice.ws"):
+        redis_gone.set()
+        assert await closed_with(socket) == close_codes.CHANNEL_LAYER_LOST
+        await socket.wait(timeout=5)  # raises if the application raised
+    assert [r.message for r in caplog.records if r.name == "app.voice.ws"] == ["ws.channel_layer_lost"]
