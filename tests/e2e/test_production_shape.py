@@ -258,3 +258,26 @@ def test_a_killed_livekit_node_ends_its_sessions_and_only_those(
         assert web.delete(f"/session/{session_id}")[0] == 204
         session, _ = wait_until_ended(web, session_id, 15)
         assert session["end_reason"] == "deleted"
+
+
+# ---- the page when a dependency fails -----------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["restart_redis", "restart_livekit"])
+def test_the_page_says_what_happened_when_a_dependency_fails_and_starts_again(
+    page: Page, cluster: Stack, operator: Api, fault: str
+) -> None:
+    """Redis restarting under the page's transcript socket (closed 1012), or the LiveKit node
+    it talks to restarting (its room gone): the page says the conversation was lost or ended,
+    the session ends with a reason, and Start works again."""
+    page.goto(f"{cluster.ui_url}/chat?room={unique('dep')}&identity={unique('dep')}")
+    session_id = press_start(page)
+    getattr(cluster, fault)()
+    status = page.locator("#status")
+    expect(status).not_to_have_attribute("data-state", "live", timeout=40_000)
+    shown = status.inner_text() + " " + page.locator("#error").inner_text()
+    assert "Press Start" in shown, shown  # what happened, and what to do now
+    session, _ = wait_until_ended(operator.at(cluster.backend_url), session_id, 30)
+    assert session["end_reason"], session
+    again = press_start(page)
+    assert again != session_id
