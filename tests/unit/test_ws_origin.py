@@ -33,8 +33,8 @@ ACCEPTED = [
 ]
 REFUSED = [
     # Cookies are per host, not per port: any local page would carry the visitor's.
-    pytest.param(SERVER, "http://127.0.0.1:6666", id="the-flask-host-on-another-port"),
-    pytest.param(SERVER, "https://127.0.0.1:5000", id="the-flask-host-and-port-over-https"),
+    pytest.param(SERVER, "http://127.0.0.1:6666", id="the-ui-host-on-another-port"),
+    pytest.param(SERVER, "https://127.0.0.1:5000", id="the-ui-host-and-port-over-https"),
     pytest.param("testserver", "http://testserver:8080", id="the-socket-host-on-another-port"),
     pytest.param("testserver", "https://testserver:80", id="the-socket-host-https-on-port-80"),
     pytest.param("testserver", "http://evil.example", id="a-foreign-host"),
