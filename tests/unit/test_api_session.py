@@ -11,10 +11,13 @@ import logging
 import uuid
 
 import pytest
+from django.db import OperationalError
 from django.test import override_settings
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework.test import APIClient
 
 from app.voice.models import VoiceSession
+from app.voice.sessions import store as session_store
 from app.voice.structured_logs import JsonFormatter
 from fakes.livekit import FakeLiveKitGateway
 from tests.unit.support import JSON, assert_error
@@ -210,3 +213,22 @@ def test_deeply_nested_json_is_400_not_500(client: APIClient) -> None:
 def test_an_oversized_body_is_413(client: APIClient) -> None:
     body = json.dumps({"room": "room-1", "identity": "alice", "pad": "x" * 100_000})
     assert_error(client.post("/session", body, content_type=JSON), 413, "payload_too_large")
+
+
+@pytest.mark.parametrize("error", [OperationalError("the database system is shutting down"), RedisConnectionError()])
+async def test_a_dependency_down_is_a_503_with_a_warning_not_a_500_with_a_traceback(
+    api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, error: Exception
+) -> None:
+    """PostgreSQL restarting or Redis down under a request (found by the soak's pg_restart):
+    the client hears "try again in a moment", and the log holds a warning, not an error."""
+
+    async def down(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(session_store, "claim_room", down)
+    with caplog.at_level("WARNING", logger="app.voice.errors"):
+        response = await api.get("/token", params={"room": "room-1", "identity": "alice"})
+    assert_error(response, 503, "service_unavailable")
+    assert [(r.levelname, r.message, r.exc_info) for r in caplog.records if r.name == "app.voice.errors"] == [
+        ("WARNING", "request.dependency_down", None)
+    ]

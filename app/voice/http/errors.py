@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import DisallowedHost, RequestDataTooBig, SuspiciousOperation
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -80,10 +82,17 @@ def _code(exc: exceptions.APIException) -> str:
     return codes if isinstance(codes, str) else exc.default_code
 
 
+# A dependency gone for a moment (PostgreSQL restarting, Redis down): the client may try again.
+DEPENDENCY_DOWN = (OperationalError, InterfaceError, RedisError)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's EXCEPTION_HANDLER: domain errors first, then DRF's, then a bare 500."""
     if isinstance(exc, SessionError):
         exc = DOMAIN_ERRORS[type(exc)](exc)
+    elif isinstance(exc, DEPENDENCY_DOWN):
+        log.warning("request.dependency_down", extra={"error": type(exc).__name__})  # no traceback: not a bug
+        exc = ApiError(503, "service_unavailable", "The voice service is briefly unavailable; try again in a moment.")
     elif isinstance(exc, SuspiciousOperation):
         # Django answers these 400 itself, but inside a DRF view they reach this handler:
         # a body over DATA_UPLOAD_MAX_MEMORY_SIZE, more than DATA_UPLOAD_MAX_NUMBER_FIELDS
