@@ -16,6 +16,7 @@ import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.db import OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.asgi import application
@@ -233,6 +234,22 @@ async def test_a_channel_layer_that_fails_under_the_socket_closes_it_1012_withou
     assert await socket.receive_json_from(timeout=5) == messages.pong()  # live
     with caplog.at_level("WARNING", logger="app.voice.ws"):
         redis_gone.set()
-        assert await closed_with(socket) == close_codes.CHANNEL_LAYER_LOST
+        assert await closed_with(socket) == close_codes.SERVICE_RESTART
         await socket.wait(timeout=5)  # raises if the application raised
     assert [r.message for r in caplog.records if r.name == "app.voice.ws"] == ["ws.channel_layer_lost"]
+
+
+async def test_a_database_gone_while_the_socket_replays_closes_it_1012_without_a_traceback(
+    api, open_socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL unreachable as a socket opens (its replay reads the finals): 1012, not an
+    "Exception in ASGI application"."""
+    session = await live_session(api)
+
+    async def database_gone(*args: object, **kwargs: object) -> None:
+        raise OperationalError("the database system is shutting down")
+
+    monkeypatch.setattr(session_store, "final_transcripts", database_gone)
+    socket = await open_socket(f"/ws/transcript/{session.id}")
+    assert await closed_with(socket) == close_codes.SERVICE_RESTART
+    await socket.wait(timeout=5)  # raises if the application raised

@@ -8,8 +8,9 @@
     1009  the client sent a frame larger than VOICE_WS_MAX_FRAME_BYTES (or than the server's
           --ws-max-size, which refuses it unread)
     1011  the client stopped answering the server's keepalive pings (closed by the server)
-    1012  the server lost its message bus (Redis restarting): the session may well go on,
-          open the socket again (its replay sends the final lines missed meanwhile)
+    1012  a service the socket depends on failed (Redis restarting, the database
+          unreachable): the session may well go on, open the socket again (its replay
+          sends the final lines missed meanwhile)
     1013  too many open sockets: VOICE_WS_MAX_SOCKETS_PER_SESSION on this session, or
           VOICE_WS_MAX_SOCKETS on this web process; try again later
     4400  the session id in the path is malformed
@@ -25,7 +26,7 @@ INVALID_UTF8 = 1007  # "invalid frame payload data"; sent by the server, listed 
 TOO_MANY_FRAMES = 1008  # "policy violation"
 FRAME_TOO_LARGE = 1009  # "message too big"
 PING_TIMEOUT = 1011  # sent by the server when keepalive pings go unanswered
-CHANNEL_LAYER_LOST = 1012  # "service restart"
+SERVICE_RESTART = 1012  # "service restart"
 TOO_MANY_SOCKETS = 1013  # "try again later"
 MALFORMED_ID = 4400
 NO_VISITOR = 4401

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from redis.exceptions import RedisError
 
 from app.voice.contract import close_codes, messages
@@ -34,15 +35,16 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
     frame_budget: TokenBucket
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        """Channels' dispatch loop, and a clean 1012 when the channel layer fails under it
-        (Redis restarting): a restarted Redis has forgotten the socket's group, so the
-        client must open the socket again, and is told so instead of getting a traceback."""
+        """Channels' dispatch loop, and a clean 1012 when a dependency fails under it (Redis
+        restarting: it has forgotten the socket's group; PostgreSQL unreachable while the
+        socket replays): the client must open the socket again, and is told so instead of
+        getting a traceback."""
         try:
             await super().__call__(scope, receive, send)
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError, OperationalError, InterfaceError) as exc:
             limits.log.warning("ws.channel_layer_lost", extra={"error": repr(exc)})
             try:
-                await send({"type": "websocket.close", "code": close_codes.CHANNEL_LAYER_LOST})
+                await send({"type": "websocket.close", "code": close_codes.SERVICE_RESTART})
             except (RuntimeError, OSError):  # the socket had gone already: nobody to tell
                 pass
 
