@@ -32,8 +32,7 @@ Then, each wait bounded: every visitor still live presses Stop; no session is le
 no LiveKit room is left open (the server API's list_rooms); every final transcript line a
 visitor received over the WebSocket is in the database, or was named by a
 `transcript_lines_lost` frame the visitor received; the logs of the web processes and agent
-workers hold no exception but the expected ones (EXPECTED_EXCEPTIONS) and those of known bugs
-(KNOWN_BUG_EXCEPTIONS, reported); and the open file descriptors and
+workers hold no exception but the expected ones (EXPECTED_EXCEPTIONS); and the open file descriptors and
 resident memory of each long-lived process (with its children), sampled through /proc
 during the run, with their slope per 100 cycles. The report: N, the count of each fault,
 cleanup time (from the action to the session's ended_at) p50/p95/max, lost and orphaned, and
@@ -125,17 +124,13 @@ SOAK_ENV = {
 
 
 # Exceptions logged (level error, with a traceback) that a fault is expected to cause, by event
-# (or, for a plain traceback, a piece of its exception line); each is handled, then retried or
+# (a plain traceback is never expected); each is handled, then retried or
 # answered:
 # - session.start_failed: a start while LiveKit, Redis or PostgreSQL is down or a worker was
 #   just killed is refused (503) and logged with its cause;
 # - sweeper.failed: a sweep while PostgreSQL is down or restarting; the next one (1 s later)
 #   runs again.
 EXPECTED_EXCEPTIONS = {"session.start_failed", "sweeper.failed"}
-# Exceptions a known product bug logs as a plain traceback (reported apart, not failing the
-# soak), by a piece of the exception line. None known: the last one (the transcript socket's
-# channel-layer receive failing while Redis restarts) is now a clean 1012 close and a warning.
-KNOWN_BUG_EXCEPTIONS: dict[str, str] = {}
 
 
 EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Shutdown)\b")
@@ -551,12 +546,10 @@ class Soak:
         lost = [m for m in missing if (m["session_id"], m["seq"]) not in declared]
         return len(received), len(missing) - len(lost), lost
 
-    def exceptions(self) -> tuple[Counter[str], Counter[str], list[str]]:
+    def exceptions(self) -> tuple[Counter[str], list[str]]:
         """Exceptions in the logs of the web processes and agent workers since the soak began
-        (every incarnation): the expected and the known bugs' counted by kind, the others as
-        lines."""
+        (every incarnation): the expected counted by kind, the others as lines."""
         expected: Counter[str] = Counter()
-        known: Counter[str] = Counter()
         unexpected: list[str] = []
         for name, process in self.stack.processes.items():
             if not name.startswith(("backend", "agent-worker")):
@@ -576,11 +569,7 @@ class Soak:
                     following = next((x for x in lines[index + 1:] if x.strip()), "")
                     if (_exception_line(line) and not following.startswith(("During handling", "The above"))
                             and any(x.startswith("Traceback") for x in lines[max(0, index - 200):index])):
-                        bug = next((v for k, v in KNOWN_BUG_EXCEPTIONS.items() if k in line), None)
-                        if bug is not None:
-                            known[bug] += 1
-                        else:
-                            unexpected.append(f"{name}: traceback: {line[:200]}")
+                        unexpected.append(f"{name}: traceback: {line[:200]}")
                     continue
                 if entry.get("level") not in ("error", "critical") or not (entry.get("exc") or entry.get("exc_info")):
                     continue
@@ -590,7 +579,7 @@ class Soak:
                     expected[event] += 1
                 else:
                     unexpected.append(f"{name}: {entry.get('logger')} {event[:120]} | {last[0][:200]}")
-        return expected, known, unexpected
+        return expected, unexpected
 
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
@@ -639,7 +628,7 @@ class Soak:
             visitor.kill()
         self.sample(self.cycles)
         received, declared, lost = self.lost_transcripts()
-        expected, known, unexpected = self.exceptions()
+        expected, unexpected = self.exceptions()
         all_cleanup = [s for values in self.cleanup.values() for s in values]
         total = self.query("SELECT count(*) FROM voice_voicesession")[0]
         return {
@@ -663,7 +652,6 @@ class Soak:
             "declared_lost": declared,
             "dependency_faults": {k: _dependency_report(k, v) for k, v in sorted(self.dependency.items())},
             "expected_exceptions": dict(expected),
-            "known_bug_exceptions": dict(known),
             "unexpected_exceptions": unexpected[:50],
             "lost": len(lost),
             "lost_lines": lost[:20],
@@ -754,8 +742,8 @@ def print_report(report: dict[str, Any]) -> None:
                  f"{'met' if d['readyz_goal_met'] else 'NOT met'}); sessions live {d['affected']}: ended "
                  f"{d['ended'] or 'none'}, survived {d['survived']}, stuck {len(d['stuck'])}; "
                  f"talk after {d['talk_after'] or '-'}")
-    progress(f"  exceptions in the logs: expected {report['expected_exceptions'] or 'none'}; known bugs "
-             f"{report['known_bug_exceptions'] or 'none'}; unexpected {len(report['unexpected_exceptions'])}")
+    progress(f"  exceptions in the logs: expected {report['expected_exceptions'] or 'none'}; "
+             f"unexpected {len(report['unexpected_exceptions'])}")
     for line in report["unexpected_exceptions"][:10]:
         progress(f"    {line}")
     for name, entry in report["processes"].items():
@@ -786,7 +774,7 @@ def main(argv: list[str] | None = None) -> int:
 def passed(report: dict[str, Any]) -> bool:
     """Nothing lost, nothing left running or open, every restarted process back, every
     session a dependency fault hit accounted for, every web process ready again, no exception
-    in the logs that is neither expected nor a known bug's."""
+    in the logs that is not expected."""
     dependency = report.get("dependency_faults", {}).values()
     return not (
         report["lost"] or report["orphaned_sessions"] or report["orphaned_rooms"] or report["restart_errors"]
