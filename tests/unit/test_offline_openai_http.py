@@ -206,7 +206,9 @@ async def test_every_format_is_the_speech_of_the_text(
 async def test_default_format_is_mp3_and_speed_shortens(base_url: str, http: ClientSession) -> None:
     status, content_type, normal = await _speech(http, base_url, input=REPLY_TEXT)
     assert (status, content_type) == (200, "audio/mpeg")
-    _, _, fast = await _speech(http, base_url, input=REPLY_TEXT, speed=2.0)
+    # The fastest speed: Piper's durations vary from run to run (0.62-0.73 of the length
+    # at 2.0 in repeated runs), so a smaller step could fail by chance.
+    _, _, fast = await _speech(http, base_url, input=REPLY_TEXT, speed=4.0)
     assert len(_decode(fast)[0]) < 0.7 * len(_decode(normal)[0])
 
 
