@@ -33,7 +33,9 @@ DEV_LOCK = ROOT / "requirements" / "dev.txt"
 PYTHON_FLOOR = "3.11"
 COMMAND = "python -m devtools lock"
 # Never in a production install.
-TEST_TOOLS = ("pytest", "playwright", "pytest-playwright", "tox", "schemathesis", "hypothesis", "mypy", "ruff")
+TEST_TOOLS = (
+    "pytest", "playwright", "pytest-playwright", "selenium", "tox", "schemathesis", "hypothesis", "mypy", "ruff",
+)
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
 

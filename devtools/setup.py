@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools"
 LIVEKIT_SERVER_MODULE = "github.com/livekit/livekit-server/cmd/server@v1.13.5"
 LIVEKIT_CLIENT_VERSION = "2.23.0"
+GECKODRIVER_VERSION = "0.37.0"  # built from crates.io: its npm and PyPI packages download binaries
 PIPECAT_WHEEL = "pipecat-ai==1.14.0"  # ships smart-turn v3.2, the end-of-turn model
 NODE_MODULES = TOOLS / "npm" / "node_modules"
 LIVEKIT_CLIENT_JS = NODE_MODULES / "livekit-client" / "dist" / "livekit-client.umd.js"
@@ -122,6 +123,78 @@ def chromium() -> Path:
         if Path(candidate).exists():
             return Path(candidate)
     raise SetupError("chromium was installed but not found; set CHROMIUM_PATH")
+
+
+def _machine_cache() -> Path:
+    """Built tools kept for every checkout on this machine (a clean clone reuses them)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "voice-agent"
+
+
+def firefox() -> Path:
+    """Firefox for the Firefox tests: FIREFOX_PATH, or Debian's firefox-esr."""
+    if configured := os.environ.get("FIREFOX_PATH"):
+        return Path(configured)
+    found = shutil.which("firefox-esr") or shutil.which("firefox")
+    if not found:
+        _apt_install("firefox-esr")
+        found = shutil.which("firefox-esr")
+    if not found:
+        raise SetupError("firefox-esr was installed but is not on PATH; set FIREFOX_PATH")
+    return Path(found)
+
+
+def geckodriver() -> Path:
+    """geckodriver at the pinned version: GECKODRIVER_PATH, else built once per machine
+    with cargo (about 4 min) into the machine's cache and reused by every checkout."""
+    if configured := os.environ.get("GECKODRIVER_PATH"):
+        return Path(configured)
+    root = _machine_cache() / f"geckodriver-{GECKODRIVER_VERSION}"
+    target = root / "bin" / f"geckodriver{EXE}"
+    if target.exists():
+        return target
+    cargo = shutil.which("cargo")
+    if not cargo:
+        raise SetupError(
+            "geckodriver is not built and cargo is not installed to build it. Install Rust "
+            "(https://rustup.rs) or set GECKODRIVER_PATH to a geckodriver binary."
+        )
+    step(f"building geckodriver {GECKODRIVER_VERSION} with cargo (once per machine; about 4 min)")
+    _run([cargo, "install", "geckodriver", "--version", GECKODRIVER_VERSION, "--locked", "--quiet",
+          "--root", str(root)], what="cargo install geckodriver")
+    if not target.exists():
+        raise SetupError(f"cargo finished but {target} is missing")
+    return target
+
+
+def webkit_driver() -> Path | None:
+    """WebKitWebDriver (WebKitGTK, Safari's engine) for the unsupported-browser test: from
+    PATH or Debian's webkit2gtk-driver; None where there is no such package (not Linux)."""
+    found = shutil.which("WebKitWebDriver")
+    if not found and platform.system() == "Linux" and shutil.which("apt-get"):
+        _apt_install("webkit2gtk-driver")
+        found = shutil.which("WebKitWebDriver")
+    return Path(found) if found else None
+
+
+def xvfb() -> Path | None:
+    """Xvfb, the display WebKitGTK needs (it has no headless mode)."""
+    found = shutil.which("Xvfb")
+    if not found and platform.system() == "Linux" and shutil.which("apt-get"):
+        _apt_install("xvfb")
+        found = shutil.which("Xvfb")
+    return Path(found) if found else None
+
+
+def pulseaudio() -> Path:
+    """PulseAudio, whose virtual microphone the Firefox tests speak into."""
+    found = shutil.which("pulseaudio")
+    if not found and platform.system() == "Linux" and shutil.which("apt-get"):
+        _apt_install("pulseaudio")
+        found = shutil.which("pulseaudio")
+    if not found:
+        raise SetupError("pulseaudio is not installed; the Firefox tests' microphone is a PulseAudio source")
+    return Path(found)
 
 
 def redis_server() -> Path:
@@ -239,6 +312,10 @@ def debian_packages() -> None:
         "flite": not shutil.which("flite"),
         "redis-server": not shutil.which("redis-server"),
         "postgresql": not os.environ.get("POSTGRES_BIN") and not _postgres_bin_dirs(),
+        "firefox-esr": not os.environ.get("FIREFOX_PATH") and not shutil.which("firefox-esr"),
+        "pulseaudio": not shutil.which("pulseaudio"),
+        "webkit2gtk-driver": not shutil.which("WebKitWebDriver"),
+        "xvfb": not shutil.which("Xvfb"),
     }
     missing = [name for name, needed in wanted.items() if needed]
     if missing and platform.system() == "Linux" and shutil.which("apt-get"):
@@ -247,19 +324,26 @@ def debian_packages() -> None:
 
 def for_tests() -> None:
     """What `test` needs on top: the server binary always (tests start their own), the
-    offline models, Chromium, flite (the test speech), Redis and PostgreSQL. On a fresh
-    machine the LiveKit server's Go build runs while the Debian packages install."""
+    offline models, Chromium, Firefox with geckodriver and PulseAudio, WebKitGTK's driver
+    with Xvfb, flite (the test speech), Redis and PostgreSQL. On a fresh machine the LiveKit
+    server's Go build and geckodriver's cargo build run while the Debian packages install."""
     livekit_client()
     smart_turn_model()
     offline_models()
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         server = pool.submit(livekit_server)
+        driver = pool.submit(geckodriver)
         debian_packages()
         chromium()
+        firefox()
+        pulseaudio()
+        webkit_driver()
+        xvfb()
         flite()
         redis_server()
         postgres_bin()
         server.result()
+        driver.result()
 
 
 if __name__ == "__main__":
