@@ -2,11 +2,14 @@
 stack with the openai providers on the offline server (the agent really hears words): mute (a muted
 person is not heard), input and output devices (Chromium's fake devices; a device that
 disappears is simulated with a `devicechange` event), and a text-only conversation when the
-microphone is denied. Each new state is saved as a screenshot under artifacts/e2e/.
+microphone is denied; then history's downloads of a conversation (JSON, WebVTT) and its empty
+list. Each new state is saved as a screenshot under artifacts/e2e/.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ from offline_openai.replies import GREETING
 from tests.e2e import page_audio
 from tests.e2e.conversations import launch_browser
 from tests.e2e.speech import Utterance, content_words, recording, words
-from tests.e2e.support import open_chat, press_start, press_stop, unique, wait_until
+from tests.e2e.support import Api, open_chat, press_start, press_stop, unique, wait_until
 
 AUDIBLE_RMS = 0.02
 # Lets a test take a device away (and give it back): enumerateDevices() leaves out the ids
@@ -166,5 +169,106 @@ def test_microphone_denied_offers_a_text_only_conversation(
         page.wait_for_function(f"() => window.voiceAgent.agentPeakRms > {AUDIBLE_RMS}", timeout=30_000)
         page.screenshot(path=artifacts_dir / "chat-text-only.png", full_page=True)
         press_stop(page)
+    finally:
+        context.close()
+
+
+# ---- history: downloads, and the empty list ------------------------------------------------
+TYPED = "Is <b>bold</b> & fine?"  # markup the captions must escape
+VTT_TIMING = re.compile(r"^(\d{2,}):(\d{2}):(\d{2})\.(\d{3}) --> (\d{2,}):(\d{2}):(\d{2})\.(\d{3})$")
+
+
+def vtt_cues(text: str) -> list[tuple[int, int, str]]:
+    """(start ms, end ms, payload) of each cue of a WebVTT file that must start "WEBVTT"."""
+    header, *blocks = text.rstrip("\n").split("\n\n")
+    assert header == "WEBVTT", header
+    cues = []
+    for block in blocks:
+        if block.startswith("NOTE"):
+            continue
+        _, timing, *payload = block.split("\n")
+        match = VTT_TIMING.match(timing)
+        assert match, timing
+        h1, m1, s1, ms1, h2, m2, s2, ms2 = map(int, match.groups())
+        start, end = ((h1 * 60 + m1) * 60 + s1) * 1000 + ms1, ((h2 * 60 + m2) * 60 + s2) * 1000 + ms2
+        cues.append((start, end, "\n".join(payload)))
+    return cues
+
+
+def test_history_downloads_a_conversation_as_json_and_captions(
+    no_mic_browser: Browser, stack: Stack, artifacts_dir: Path
+) -> None:
+    # Text only (the microphone denied), so that nothing spoken interrupts the typed turn.
+    context = no_mic_browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    try:
+        download_conversation(context.new_page(), stack, artifacts_dir)
+    finally:
+        context.close()
+
+
+def download_conversation(page: Page, stack: Stack, artifacts_dir: Path) -> None:
+    room = unique("export")
+    open_chat(page, stack, room=room, identity=unique("export"))
+    page.get_by_role("button", name="Start").click()
+    page.get_by_role("button", name="Continue with text only").click()
+    expect(page.locator("#status")).to_have_attribute("data-state", "live", timeout=30_000)
+    api = Api.for_page(page)
+    session_id = page.evaluate("window.voiceAgent.sessionId")
+    expect(page.locator("#transcript .line.agent .text").first).to_have_text(GREETING, timeout=30_000)
+    expect(page.locator("#agent-state")).to_have_attribute("data-state", "listening", timeout=30_000)  # said it all
+    page.get_by_label("Message to the agent").fill(TYPED)
+    page.get_by_role("button", name="Send").click()
+    reply = page.locator("#transcript .line.agent .text").filter(has_text="You said: is b bold b fine.")
+    expect(reply).to_have_count(1, timeout=30_000)
+    press_stop(page)
+    code, transcript = api.get(f"/transcripts/{session_id}")
+    assert code == 200
+    entries = transcript["entries"]
+    assert [(e["role"], e["typed"]) for e in entries] == [("agent", False), ("user", True), ("agent", False)]
+
+    page.goto(f"{stack.ui_url}/history/{session_id}")
+    expect(page.locator("#detail-status")).to_have_attribute("data-state", "ready")
+    page.screenshot(path=artifacts_dir / "history-downloads.png", full_page=True)
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download JSON").click()
+    download = download_info.value
+    assert re.fullmatch(rf"conversation-{room}-\d{{4}}-\d{{2}}-\d{{2}}-\d{{6}}\.json", download.suggested_filename)
+    document = json.loads(Path(download.path()).read_text(encoding="utf-8"))
+    assert document["session"]["session_id"] == session_id and document["session"]["room"] == room
+    assert document["latency_p50_ms"] == transcript["latency_p50_ms"]
+    fields = ("seq", "role", "text", "typed", "interrupted", "latency")
+    assert [{k: line[k] for k in fields} for line in document["lines"]] == [{k: e[k] for k in fields} for e in entries]
+    assert [(line["role"], line["typed"]) for line in document["lines"] if line["text"] == TYPED] == [("user", True)]
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download captions (WebVTT)").click()
+    download = download_info.value
+    assert re.fullmatch(rf"conversation-{room}-\d{{4}}-\d{{2}}-\d{{2}}-\d{{6}}\.vtt", download.suggested_filename)
+    cues = vtt_cues(Path(download.path()).read_text(encoding="utf-8"))
+    assert len(cues) == len(entries)
+    assert all(start < end for start, end, _ in cues)
+    assert all(cue[1] <= following[0] for cue, following in zip(cues, cues[1:], strict=False))
+    assert [(start, end) for start, end, _ in cues] == [
+        (line["caption_start_ms"], line["caption_end_ms"]) for line in document["lines"]
+    ]
+    for (_, _, payload), entry in zip(cues, entries, strict=True):
+        voice = "User" if entry["role"] == "user" else "Agent"
+        assert re.match(rf"^<v(\.[a-z]+)* {voice}>", payload), payload
+    assert cues[0][2] == f"<v Agent>{GREETING}</v>"
+    assert "<v.typed User>[typed] Is &lt;b&gt;bold&lt;/b&gt; &amp; fine?</v>" in [payload for _, _, payload in cues]
+
+
+def test_empty_history_says_so_once(browser: Browser, stack: Stack, artifacts_dir: Path) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})  # a new visitor: no history
+    try:
+        page = context.new_page()
+        page.goto(f"{stack.ui_url}/history")
+        expect(page.locator("#history-status")).to_have_attribute("data-state", "empty")
+        expect(page.get_by_text("No conversations yet.")).to_have_count(1)
+        assert page.locator("main").inner_text().count("No conversations yet") == 1
+        expect(page.locator("#history-empty")).to_contain_text("Conversations appear here after you talk to the agent.")
+        expect(page.get_by_role("link", name="Start a conversation")).to_be_visible()
+        page.screenshot(path=artifacts_dir / "history-empty-once.png", full_page=True)
     finally:
         context.close()

@@ -45,6 +45,8 @@ EXPECTED_EXAMPLES = {
     "DELETE /session/{session_id}": DEFAULT_EXAMPLES,
     "GET /transcripts": DEFAULT_EXAMPLES,
     "GET /transcripts/{session_id}": DEFAULT_EXAMPLES,
+    "GET /transcripts/{session_id}/export.json": DEFAULT_EXAMPLES,
+    "GET /transcripts/{session_id}/export.vtt": DEFAULT_EXAMPLES,
     "GET /healthz": 1,
     "GET /readyz": 1,
 }
@@ -92,6 +94,7 @@ def test_the_served_schema_is_the_one_fuzzed(client: APIClient) -> None:
     assert served.status_code == 200 and served["Content-Type"].startswith("application/")
     assert set(served.json()["paths"]) == set(RAW_SCHEMA["paths"]) == {
         "/token", "/session", "/session/{session_id}", "/transcripts", "/transcripts/{session_id}",
+        "/transcripts/{session_id}/export.json", "/transcripts/{session_id}/export.vtt",
         "/healthz", "/readyz",
     }
     assert sorted(name(operation) for operation in OPERATIONS) == sorted(EXPECTED_EXAMPLES)

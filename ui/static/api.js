@@ -103,6 +103,12 @@ export class Api {
     return this.request(`/transcripts/${encodeURIComponent(sessionId)}`);
   }
 
+  /** Where to download a conversation: `format` "json" (lines, times, latencies) or "vtt"
+   * (WebVTT captions). A plain link: the visitor cookie goes with the navigation. */
+  exportUrl(sessionId, format) {
+    return `${this.base}/transcripts/${encodeURIComponent(sessionId)}/export.${format}`;
+  }
+
   /** The WebSocket URL for a path the API returned (POST /session's `ws_path`). */
   socketUrl(wsPath) {
     const url = new URL(this.base + wsPath, location.href);

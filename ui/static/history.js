@@ -158,6 +158,9 @@ async function loadDetail(sessionId) {
     $("latency-p50").hidden = false;
   }
   meta.hidden = false;
+  $("download-json").href = api.exportUrl(sessionId, "json");
+  $("download-vtt").href = api.exportUrl(sessionId, "vtt");
+  $("detail-downloads").hidden = false;
   document.title = `Transcript ${fields.started} · Voice Agent`;
   if (!data.entries.length) {
     setStatus(status, "empty", "Nothing was said in this conversation.");

@@ -123,6 +123,31 @@ class TranscriptSerializer(serializers.Serializer):
     )
 
 
+class ExportLineSerializer(serializers.Serializer):
+    """A final line in GET /transcripts/{id}/export.json (how times are made: http/export.py)."""
+
+    seq = serializers.IntegerField(min_value=0)
+    role = serializers.ChoiceField(choices=["user", "agent"])
+    text = serializers.CharField(allow_blank=True)
+    typed = serializers.BooleanField(help_text="a user line typed, not spoken")
+    interrupted = serializers.BooleanField(help_text="an agent line the person cut off")
+    latency = LatencySerializer(allow_null=True, help_text="an agent reply's latency; null otherwise")
+    recorded_at = serializers.DateTimeField(help_text="when the line became final and was stored")
+    offset_ms = serializers.IntegerField(min_value=0, help_text="recorded_at after time_origin, in ms")
+    caption_start_ms = serializers.IntegerField(min_value=0, help_text="the WebVTT cue's start (estimated)")
+    caption_end_ms = serializers.IntegerField(min_value=0, help_text="the WebVTT cue's end")
+
+
+class ConversationExportSerializer(serializers.Serializer):
+    """GET /transcripts/{id}/export.json: a conversation as one downloadable document."""
+
+    version = serializers.IntegerField(help_text="of this document's shape")
+    session = SessionSerializer()
+    time_origin = serializers.DateTimeField(help_text="offsets count from here: the session's start (or creation)")
+    latency_p50_ms = serializers.IntegerField(allow_null=True, help_text="the median latency of the agent's replies")
+    lines = ExportLineSerializer(many=True)
+
+
 class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=list(rules.HealthStatus))
     checks = serializers.DictField(child=serializers.ChoiceField(choices=list(rules.HealthStatus)), required=False)

@@ -11,16 +11,23 @@ exactly like an unknown one (404), so nobody learns that it exists.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, generics, status
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,8 +35,10 @@ from rest_framework.views import APIView
 from app.voice import lifecycle
 from app.voice.agent.livekit_gateway import get_gateway
 from app.voice.contract import rules
+from app.voice.http import export
 from app.voice.http.api_schema import SESSION_ID, errors
 from app.voice.http.serializers import (
+    ConversationExportSerializer,
     HealthSerializer,
     RoomIdentitySerializer,
     SessionCreatedSerializer,
@@ -45,7 +54,7 @@ from app.voice.http.throttling import (
     client_ip,
 )
 from app.voice.http.visitors import visitor_of
-from app.voice.models import VoiceSession
+from app.voice.models import TranscriptEntry, VoiceSession
 from app.voice.sessions import store
 from app.voice.sessions.groups import channel_layer
 
@@ -196,6 +205,80 @@ class TranscriptView(APIView):
             "entries": TranscriptEntrySerializer(entries, many=True).data,
             "latency_p50_ms": store.reply_latency_p50(entries),
         })
+
+
+class _JsonErrorsWhateverTheAccept(BaseContentNegotiation):
+    """An export answers its own file, or an error in JSON, whatever the Accept header asks
+    (DRF's negotiation would refuse `Accept: text/vtt` with a 406, and read `?format=`)."""
+
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
+class _TranscriptExportView(APIView):
+    """A conversation as a file download (app.voice.http.export): the asker's own only."""
+
+    content_negotiation_class = _JsonErrorsWhateverTheAccept
+    extension = ""
+    content_type = ""
+
+    def get(self, request: Request, session_id: str) -> HttpResponse:
+        session = _get_session_or_404(request, session_id)
+        entries = list(session.entries.order_by("seq"))
+        response = HttpResponse(self.render(session, entries), content_type=self.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{export.filename(session, self.extension)}"'
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    def render(self, session: VoiceSession, entries: list[TranscriptEntry]) -> str:
+        raise NotImplementedError
+
+
+class TranscriptJsonExportView(_TranscriptExportView):
+    """GET /transcripts/{id}/export.json → the conversation as a JSON download."""
+
+    extension, content_type = "json", "application/json"
+
+    @extend_schema(
+        operation_id="transcripts_export_json",
+        parameters=[SESSION_ID],
+        responses={200: OpenApiResponse(ConversationExportSerializer, description=(
+            "A download (Content-Disposition: attachment): the session, its final lines in order with "
+            "their times and latencies, and the median reply latency."
+        )), **errors(404)},
+    )
+    def get(self, request: Request, session_id: str) -> HttpResponse:
+        return super().get(request, session_id)
+
+    def render(self, session: VoiceSession, entries: list[TranscriptEntry]) -> str:
+        document = export.conversation(session, entries, SessionSerializer(session).data)
+        return json.dumps(document, cls=DjangoJSONEncoder, ensure_ascii=False, indent=2) + "\n"
+
+
+class TranscriptVttExportView(_TranscriptExportView):
+    """GET /transcripts/{id}/export.vtt → the conversation as WebVTT captions, a download."""
+
+    extension, content_type = "vtt", "text/vtt; charset=utf-8"
+
+    @extend_schema(
+        operation_id="transcripts_export_vtt",
+        parameters=[SESSION_ID],
+        responses={(200, "text/vtt"): OpenApiResponse(OpenApiTypes.STR, description=(
+            "A download (Content-Disposition: attachment): WebVTT, one cue per final line, "
+            "<v User>/<v Agent>, times from the session's start."
+        )), **errors(404)},
+    )
+    def get(self, request: Request, session_id: str) -> HttpResponse:
+        return super().get(request, session_id)
+
+    def render(self, session: VoiceSession, entries: list[TranscriptEntry]) -> str:
+        return export.webvtt(session, entries)
 
 
 class LivenessView(APIView):
