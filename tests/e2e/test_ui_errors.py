@@ -310,6 +310,10 @@ def test_livekit_stopped(page: Page, livekit_down: Stack, artifacts_dir: Path) -
     expect_error(page, "livekit_down", "Can’t reach the media server",
                  f"No connection to the LiveKit server at {livekit_down.livekit_url}.",
                  "The LiveKit server may be stopped")
+    # livekit-client's own words in the small print (its reason: ServerUnreachable), no stack.
+    said = re.compile(r"^LiveKit client: could not establish signal connection")
+    expect(page.locator("#error-detail")).to_have_text(said)
+    expect(page.locator("#error-detail")).not_to_contain_text(".mjs")
     expect_nothing_left(page)
     expect(page.get_by_role("button", name="Start")).to_be_enabled()
     page.screenshot(path=artifacts_dir / "chat-error-livekit-down.png", full_page=True)

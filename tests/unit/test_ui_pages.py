@@ -104,6 +104,22 @@ def test_history_detail_has_a_place_for_the_median_latency(client: FlaskClient) 
     assert "hidden" in elements.by_id["latency-p50"]
 
 
+def test_history_detail_has_download_links_shown_once_the_transcript_loads(client: FlaskClient) -> None:
+    html, elements = page(client, f"/history/{uuid.uuid4()}")
+    assert "hidden" in elements.by_id["detail-downloads"]
+    for link in ("download-json", "download-vtt"):
+        # history.js sets the href (the API's export URL) once the transcript is there.
+        assert "download" in elements.by_id[link] and "href" not in elements.by_id[link]
+    assert "Download JSON" in html and "Download captions (WebVTT)" in html
+
+
+def test_the_empty_history_message_is_written_once(client: FlaskClient) -> None:
+    # The status line (history.js) says it; the empty box under it explains, without repeating.
+    html, _ = page(client, "/history")
+    assert "No conversations yet" not in html
+    assert (STATIC / "history.js").read_text().count("No conversations yet.") == 1
+
+
 def test_chat_page_loads_its_modules_and_maps_livekit_to_the_vendor_route(client: FlaskClient) -> None:
     html, elements = page(client, "/chat")
     import_map = re.search(r'<script type="importmap" nonce="[^"]+">(.*?)</script>', html, re.S)
@@ -248,3 +264,12 @@ def test_a_same_origin_backend_is_allowed_by_self() -> None:
     app = create_app({"TESTING": True, "BACKEND_URL": ""})
     connect = directives(app.test_client().get("/chat"))["connect-src"]
     assert connect == ["'self'", "http:", "https:", "ws:", "wss:"]
+
+
+def test_chat_page_has_a_hidden_panel_for_the_checks_before_start(client: FlaskClient) -> None:
+    """preflight.js fills it with each problem and its fix, and shows it only then."""
+    _, elements = page(client, "/chat")
+    panel = elements.by_id["preflight"]
+    assert "hidden" in panel and panel["aria-live"] == "polite" and panel["aria-label"] == "Before you start"
+    assert "preflight-list" in elements.by_id
+    assert "disabled" not in elements.by_id["start"]  # only a browser that cannot call disables it

@@ -7,8 +7,9 @@ export class UiError extends Error {
   /**
    * @param {string} kind a key of TEXTS
    * @param {string} message what exactly happened (shown when the kind has no message of its own)
-   * @param {{status?: number, code?: string, serverMessage?: string, retryAfter?: number|null}} [answer]
-   *   the voice service's answer, for errors it returned
+   * @param {{status?: number, code?: string, serverMessage?: string, retryAfter?: number|null,
+   *          detail?: string}} [answer] the voice service's answer, for errors it returned;
+   *   `detail`: small print of another origin (the LiveKit client's own message)
    */
   constructor(kind, message, answer = {}) {
     super(message);
@@ -17,8 +18,12 @@ export class UiError extends Error {
     this.code = answer.code ?? null;
     this.serverMessage = answer.serverMessage ?? null;
     this.retryAfter = answer.retryAfter ?? null;
+    this.detail = answer.detail ?? "";
   }
 }
+
+/** Where calls work, for a browser that cannot make them. */
+export const WHAT_TO_USE = "Use the latest Chrome or Edge, or a recent Firefox; on a Mac, iPhone or iPad, Safari works too.";
 
 const seconds = (n) => (n === 1 ? "1 second" : `${n} seconds`);
 
@@ -38,6 +43,30 @@ const TEXTS = {
   livekit_down: {
     title: "Can’t reach the media server",
     hint: "The LiveKit server may be stopped, or a firewall blocks it. Start it, then press Start again.",
+  },
+  livekit_refused: {
+    title: "The media server refused the room pass",
+    hint: "Press Start again for a new pass. If it keeps happening, the voice service and the media server do not share an API key and secret (LIVEKIT_API_KEY, LIVEKIT_API_SECRET), or their clocks differ: tell whoever runs the service.",
+  },
+  livekit_timeout: {
+    title: "The media server did not answer in time",
+    hint: "The network or the server may be slow or overloaded. Press Start to try again.",
+  },
+  livekit_failed: {
+    title: "The call could not be set up",
+    hint: "Press Start to try again. If it keeps happening, a firewall or VPN may block the call’s audio (LiveKit uses UDP, or TCP port 7881), or the media server has a problem: tell whoever runs the service.",
+  },
+  livekit_left: {
+    title: "The media server closed the connection",
+    hint: "The room may have just closed, or the same name joined from elsewhere. Press Start to try again.",
+  },
+  livekit_incompatible: {
+    title: "The media server does not match this page",
+    hint: "Check that LIVEKIT_URL points at a LiveKit server, and upgrade that server if it is old. Then press Start again.",
+  },
+  browser_unsupported: {
+    title: "This browser cannot make calls",
+    hint: `${WHAT_TO_USE} Typing to the agent uses the same connection, so it does not work here either.`,
   },
   mic_denied: {
     title: "Microphone access is blocked",
@@ -152,6 +181,8 @@ export function describe(error) {
   if (known && error.status) {
     const said = error.serverMessage ? `: ${error.serverMessage}` : ".";
     detail = `The voice service answered HTTP ${error.status}${error.code ? ` (${error.code})` : ""}${said}`;
+  } else if (known && error.detail) {
+    detail = error.detail;
   } else if (!known) {
     detail = `Details: ${error}`;
   }
