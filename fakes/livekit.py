@@ -25,7 +25,7 @@ from livekit.agents.voice.room_io import TextInputEvent
 from livekit.agents.voice.room_io.types import TextInputCallback
 from livekit.agents.voice.transcription import TranscriptSynchronizer
 
-from app.voice.agent.livekit_gateway import LiveKitGateway
+from app.voice.agent.livekit_gateway import LiveKitGateway, RpcHandler
 from app.voice.sessions.media_rooms import room_of
 
 FRAME_SECONDS = 0.02
@@ -56,7 +56,11 @@ class PersonScript:
 
 
 class ScriptedMicrophone(AudioInput):
-    """The person's microphone: silence, the scripted speech, then silence, in real time."""
+    """The person's microphone: silence, the scripted speech, then silence, in real time.
+
+    As RoomIO's input does, it drops its frames while the session has its audio input off
+    (``session.input.set_audio_enabled(False)``): the microphone goes on, nobody hears it. A
+    test can also make the person say something now (``say``) and wait until it is said."""
 
     def __init__(self, script: PersonScript) -> None:
         super().__init__(label="fake-microphone")
@@ -68,18 +72,43 @@ class ScriptedMicrophone(AudioInput):
         self._frame = int(rate * FRAME_SECONDS)
         self._position = 0
         self._clock: float | None = None
+        self._attached = True
+        self._said: asyncio.Event | None = None
+
+    def on_attached(self) -> None:
+        self._attached = True
+
+    def on_detached(self) -> None:
+        self._attached = False
+
+    def say(self, samples: np.ndarray) -> None:
+        """From the next frame on, the person says `samples` (int16 at the script's rate),
+        instead of whatever the script had left; then silence."""
+        played = self._audio[: self._position]
+        silence = np.zeros(self._position - len(played), dtype=np.int16)  # played past the script's end
+        self._audio = np.concatenate([played, silence, samples])
+        self._said = asyncio.Event()
+
+    async def said(self) -> None:
+        """Return once the last `say` has been played (heard or not)."""
+        if self._said is not None:
+            await self._said.wait()
 
     async def __anext__(self) -> rtc.AudioFrame:
-        if self._clock is None:
-            self._clock = time.monotonic()
-        # Pace like a real microphone: frame n is available at clock + n * 20 ms.
-        self._clock += FRAME_SECONDS
-        await asyncio.sleep(max(0.0, self._clock - time.monotonic()))
-        chunk = self._audio[self._position : self._position + self._frame]
-        self._position += self._frame
-        if len(chunk) < self._frame:
-            chunk = np.concatenate([chunk, np.zeros(self._frame - len(chunk), dtype=np.int16)])
-        return rtc.AudioFrame(chunk.tobytes(), self._rate, 1, self._frame)
+        while True:
+            if self._clock is None:
+                self._clock = time.monotonic()
+            # Pace like a real microphone: frame n is available at clock + n * 20 ms.
+            self._clock += FRAME_SECONDS
+            await asyncio.sleep(max(0.0, self._clock - time.monotonic()))
+            chunk = self._audio[self._position : self._position + self._frame]
+            self._position += self._frame
+            if self._said is not None and self._position >= len(self._audio):
+                self._said.set()
+            if len(chunk) < self._frame:
+                chunk = np.concatenate([chunk, np.zeros(self._frame - len(chunk), dtype=np.int16)])
+            if self._attached:
+                return rtc.AudioFrame(chunk.tobytes(), self._rate, 1, self._frame)
 
 
 class SpeakerRecorder(AudioOutput):
@@ -181,6 +210,7 @@ class FakeRoom:
     session: AgentSession | None = None
     text_input: TextInputCallback | None = None
     synchronizer: TranscriptSynchronizer | None = None
+    rpc_methods: dict[str, RpcHandler] = field(default_factory=dict)
     _joined: list[Callable[[str], None]] = field(default_factory=list)
     _left: list[Callable[[str], None]] = field(default_factory=list)
     _lost: list[Callable[[], None]] = field(default_factory=list)
@@ -223,6 +253,24 @@ class FakeRoom:
     def make_microphone(self) -> AudioInput:
         """The person's microphone: the room's script (benchmarks bring their own)."""
         return ScriptedMicrophone(self.script)
+
+    def register_rpc_method(self, method: str, handler: RpcHandler) -> None:
+        self.rpc_methods[method] = handler
+
+    async def person_calls(self, method: str, payload: str = "", *, caller: str | None = None) -> str:
+        """The person (or `caller`) calls the agent's RPC `method`: its answer, or the
+        ``rtc.RpcError`` it raised (a method nobody registered: UNSUPPORTED_METHOD, as LiveKit says)."""
+        handler = self.rpc_methods.get(method)
+        if handler is None:
+            raise rtc.RpcError(rtc.RpcError.ErrorCode.UNSUPPORTED_METHOD, "Method not supported at destination")
+        data = rtc.RpcInvocationData(
+            request_id=f"rpc-{len(payload)}-{time.monotonic_ns()}",
+            caller_identity=(self.person_identity or "") if caller is None else caller,
+            payload=payload,
+            response_timeout=10.0,
+            method=method,
+        )
+        return await handler(data)
 
     async def person_types(self, text: str) -> None:
         """The person sends a typed line (LiveKit's text input for agents)."""

@@ -6,8 +6,10 @@ import { Api } from "./api.js";
 import { ConnectionSettings } from "./connection-settings.js";
 import { DevicePicker, listDevices, watchDevices } from "./devices.js";
 import { UiError, describe } from "./errors.js";
-import { canChooseSpeaker } from "./media.js";
+import { canChooseSpeaker, livekitSupported } from "./media.js";
 import { resumeAudio, startMeter } from "./meters.js";
+import { Preflight } from "./preflight.js";
+import { PushToTalk } from "./push-to-talk.js";
 import { SessionMachine, State } from "./session-machine.js";
 import { TranscriptView } from "./transcript-view.js";
 
@@ -40,6 +42,7 @@ const STATUS = {
     ended: ({ reason }) => `The session ended (${String(reason).replace(/_/g, " ")}). Press Start to talk again.`,
     left: "The conversation ended when you left the page. Press Start to talk again.",
     new_room: ({ room }) => `New room “${room}” ready. Press Start and speak.`,
+    unsupported: "This browser cannot make calls: see why below.",
   },
   connecting: {
     token: "Connecting: asking the voice service for a room pass…",
@@ -50,6 +53,7 @@ const STATUS = {
   live: {
     live: "Live: speak any time.",
     text_only: "Live, text only: type below. The agent answers aloud and in writing.",
+    push_to_talk: "Live: hold Space or “Hold to talk” while you speak.",
   },
   stopping: { stopping: "Stopping…" },
   error: {
@@ -68,6 +72,24 @@ const transcript = new TranscriptView({
   scroller: $("transcript-scroller"), list: $("transcript"), empty: $("transcript-empty"),
   interim: $("interim"), jump: $("jump-latest"),
 });
+// Checks before Start (preflight.js); a browser that cannot make calls keeps Start disabled.
+const preflight = new Preflight({ panel: $("preflight"), list: $("preflight-list"), start: el.start, livekitSupported,
+  changed: (result) => {
+    agent.preflight = result;
+    renderControls(machine.state);
+    if (!result.canCall && machine.state === State.IDLE) machine.acknowledge("unsupported");
+  } });
+
+// Push to talk (push-to-talk.js): off by default; the agent is asked over LiveKit RPC.
+const pushToTalk = new PushToTalk({
+  group: $("ptt"), toggle: $("ptt-toggle"), hold: $("ptt-hold"), note,
+  call: (method, payload) => machine.callAgent(method, payload),
+  changed: (state) => {
+    agent.pushToTalk = state;
+    const text = state.enabled ? STATUS.live.push_to_talk : STATUS.live.live;
+    if (state.live && el.status.textContent !== text) el.status.textContent = text;
+  },
+});
 
 // ---- the page's view of the machine ------------------------------------------------------
 let startHeldUntil = 0; // after a 429 with Retry-After, Start waits that long
@@ -75,7 +97,7 @@ let holdTimer = null;
 
 function renderControls(state) {
   const busy = !(state === State.IDLE || state === State.ERROR);
-  el.start.disabled = busy || Date.now() < startHeldUntil;
+  el.start.disabled = busy || Date.now() < startHeldUntil || preflight.blocksStart;
   el.stop.disabled = !(state === State.CONNECTING || state === State.LIVE);
   settings.disabled = busy;
   const live = state === State.LIVE;
@@ -88,6 +110,7 @@ function renderControls(state) {
 function render(state, step, extra = {}) {
   agent.state = state;
   if (state === State.LIVE) showMicrophone({ textOnly: step === "text_only", muted: agent.muted });
+  pushToTalk.setLive(state === State.LIVE && !agent.textOnly);
   const text = (STATUS[state] || {})[step] || STATUS[state][state] || STATUS.error.failed;
   el.status.dataset.state = state;
   el.status.textContent = typeof text === "function" ? text(extra) : text;
@@ -324,6 +347,7 @@ const machine = new SessionMachine({
 // ---- controls ----------------------------------------------------------------------------
 function start({ textOnly = false } = {}) {
   if (!machine.canStart || Date.now() < startHeldUntil) return;
+  if (preflight.blocksStart) return machine.refuse(preflight.error());
   let names;
   try {
     names = settings.read();
@@ -375,3 +399,4 @@ watchDevices(refreshDevices);
 refreshDevices();
 resetWidgets();
 render(State.IDLE, "idle");
+preflight.watch();

@@ -1,6 +1,8 @@
 // The media side of a conversation: the LiveKit room the browser joins, the microphone it
 // publishes and the agent's audio it receives. LiveKit's API stays in this module.
+import { browserSupport, unsupportedError } from "./browser-support.js";
 import { UiError } from "./errors.js";
+import { connectError } from "./livekit-errors.js";
 
 // Imported when the page loads, awaited when it is needed: if the library is missing, the
 // page still works and says so when Start is pressed (a static import would stop the page).
@@ -27,11 +29,19 @@ export function micError(error) {
   return new UiError("mic_busy", `The microphone could not be started (${name || error}).`);
 }
 
+/** livekit-client's own verdict on this browser (isBrowserSupported()); null if it did not load. */
+export async function livekitSupported() {
+  const livekit = await library;
+  return livekit && typeof livekit.isBrowserSupported === "function" ? Boolean(livekit.isBrowserSupported()) : null;
+}
+
 /** Whether this browser can choose where audio plays (HTMLMediaElement.setSinkId). */
 export const canChooseSpeaker = () => typeof HTMLMediaElement !== "undefined" && "setSinkId" in HTMLMediaElement.prototype;
 
 // LiveKit's text input for agents: a text stream on this topic reaches the agent as a user turn.
 export const CHAT_TOPIC = "lk.chat";
+// LiveKit's RPC error for a method the recipient has not registered.
+const UNSUPPORTED_METHOD = 1400;
 
 /**
  * One LiveKit room for one conversation.
@@ -43,11 +53,15 @@ export class MediaRoom {
   static async open(events) {
     const livekit = await library;
     if (!livekit || !livekit.Room) throw new UiError("client_missing", "The LiveKit client library did not load.");
+    // Checked before anything connects: no WebRTC is not "the server is unreachable".
+    const support = browserSupport(globalThis, livekit.isBrowserSupported ? livekit.isBrowserSupported() : null);
+    if (!support.canCall) throw unsupportedError(support);
     return new MediaRoom(livekit, events);
   }
 
   constructor(livekit, events) {
     const { Room, RoomEvent, Track, TrackEvent } = livekit;
+    this.RoomEvent = RoomEvent;
     this.Track = Track;
     this.TrackEvent = TrackEvent;
     this.events = events;
@@ -74,7 +88,7 @@ export class MediaRoom {
     try {
       await this.room.connect(url, token);
     } catch (e) {
-      throw new UiError("livekit_down", `No connection to the LiveKit server at ${url}.`);
+      throw connectError(e, url, () => unsupportedError(browserSupport(globalThis, false)));
     }
   }
 
@@ -119,6 +133,47 @@ export class MediaRoom {
   /** Send a typed message to the agent (LiveKit's text input for agents). */
   async sendText(text) {
     await this.room.localParticipant.sendText(text, { topic: CHAT_TOPIC });
+  }
+
+  /**
+   * Call the agent's RPC `method` (LiveKit RPC to the participant marked agent) with the
+   * string `payload`; resolves to its answer, rejects with LiveKit's RpcError (`code`,
+   * `message`, `data`). Waits up to `timeout` ms for the agent, and its method, to be there.
+   */
+  async callAgent(method, payload = "", { timeout = 10000 } = {}) {
+    const deadline = Date.now() + timeout;
+    const local = this.room.localParticipant;
+    for (;;) {
+      const agent = await this.agentParticipant(deadline - Date.now());
+      try {
+        return await local.performRpc({ destinationIdentity: agent.identity, method, payload });
+      } catch (error) {
+        // The agent joined but has not registered its methods yet: ask again shortly.
+        if (error?.code !== UNSUPPORTED_METHOD || Date.now() > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+  }
+
+  /** The room's agent participant, once it is there (rejects after `timeout` ms). */
+  agentParticipant(timeout) {
+    const find = () => [...this.room.remoteParticipants.values()].find((p) => p.isAgent);
+    const present = find();
+    if (present) return Promise.resolve(present);
+    return new Promise((resolve, reject) => {
+      const joined = () => {
+        const agent = find();
+        if (!agent) return;
+        clearTimeout(timer);
+        this.room.off(this.RoomEvent.ParticipantConnected, joined);
+        resolve(agent);
+      };
+      const timer = setTimeout(() => {
+        this.room.off(this.RoomEvent.ParticipantConnected, joined);
+        reject(new UiError("agent_missing", "The agent is not in the room."));
+      }, Math.max(0, timeout));
+      this.room.on(this.RoomEvent.ParticipantConnected, joined);
+    });
   }
 
   /** False while the browser blocks autoplay: the page then asks for a click. */

@@ -210,6 +210,13 @@ export class SessionMachine {
     await media.sendText(text);
   }
 
+  /** Call the agent's RPC `method` (push-to-talk) in the live conversation; resolves to its answer. */
+  async callAgent(method, payload) {
+    const media = this.current && this.current.media;
+    if (!media || this.state !== State.LIVE) throw new UiError("connection_lost", "Not connected.");
+    return media.callAgent(method, payload);
+  }
+
   // ---- one connection's parts -------------------------------------------------------------
   /** (Re)start the microphone's level meter on `track` (null: stop it). */
   meter(conn, track) {

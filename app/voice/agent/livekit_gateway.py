@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Protocol
 
@@ -37,6 +37,8 @@ ROOM_API_TIMEOUT = 5.0
 # A departure seen while the agent's own connection is re-established, or this soon after,
 # is the media server's doing (a LiveKit node lost: the room moves, its people with it).
 RECONNECT_WINDOW = 5.0
+
+RpcHandler = Callable[[rtc.RpcInvocationData], Awaitable[str]]
 
 
 class AgentRoom(Protocol):
@@ -66,6 +68,11 @@ class AgentRoom(Protocol):
         """Start `session` on the room's media. `transcription` receives the agent's words
         as its audio plays them (transcription synchronised with playout); `text_input`
         handles what the person types (LiveKit's text input for agents, topic "lk.chat")."""
+        ...
+
+    def register_rpc_method(self, method: str, handler: RpcHandler) -> None:
+        """Answer the room's RPC calls of `method` to the agent (LiveKit RPC); what `handler`
+        returns is the answer, an ``rtc.RpcError`` it raises the caller's error."""
         ...
 
     async def aclose(self) -> None: ...
@@ -136,6 +143,9 @@ class LiveKitRoom:
             # socket, and nobody else in the room may drive or observe it.
             session_host=False,
         )
+
+    def register_rpc_method(self, method: str, handler: RpcHandler) -> None:
+        self.room.local_participant.register_rpc_method(method, handler)
 
     async def aclose(self) -> None:
         self._closing = True

@@ -13,11 +13,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
-from livekit.agents import Agent, AgentSession, CloseEvent, CloseReason, utils
+from livekit.agents import AgentSession, CloseEvent, CloseReason, utils
 
 from app.voice.agent import event_bridge
 from app.voice.agent.livekit_gateway import AgentRoom, get_gateway
 from app.voice.agent.providers import build_providers
+from app.voice.agent.push_to_talk import Assistant, PushToTalk
 from app.voice.agent.turn import turn_handling
 from app.voice.agent.typed_input import TypedInputGate
 from app.voice.models import EndReason
@@ -65,6 +66,7 @@ class AgentRun:
         self.room: AgentRoom | None = None
         self.session: AgentSession | None = None
         self.publisher: event_bridge.TranscriptPublisher | None = None
+        self.push_to_talk: PushToTalk | None = None
         self._control_task: asyncio.Task[None] | None = None
         self._timeout_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -137,7 +139,7 @@ class AgentRun:
         self.session.on("close", self._on_session_close)
         await self.room.start_session(
             self.session,
-            Agent(instructions=settings.SYSTEM_PROMPT),
+            Assistant(instructions=settings.SYSTEM_PROMPT),
             participant_identity=info.identity,
             transcription=bridge.text_output,
             text_input=TypedInputGate(
@@ -147,6 +149,10 @@ class AgentRun:
                 burst=settings.VOICE_TYPED_BURST,
             ),
         )
+        # Hands-free by default; the person's page switches push-to-talk on and off over RPC.
+        self.push_to_talk = PushToTalk(self.session, person=info.identity, session_id=info.session_id)
+        for method, handler in self.push_to_talk.rpc_methods().items():
+            self.room.register_rpc_method(method, handler)
         if not self.room.has_participant(info.identity):
             self._timeout_task = asyncio.create_task(self._end_if_nobody_joins())
         self.session.generate_reply(instructions=GREETING_INSTRUCTIONS)
