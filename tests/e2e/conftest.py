@@ -1,7 +1,8 @@
 """The real stack for browser tests: LiveKit dev server, Django ASGI with the in-process
 agent (the product's openai providers, pointed at the stack's offline OpenAI-compatible server:
 Silero VAD, Whisper tiny.en, rule-based replies, Piper),
-the Flask UI, and Debian's Chromium with a fake microphone that says a known sentence.
+the Flask UI, and Debian's Chromium with a fake microphone that says a known sentence
+(Firefox, through Selenium, speaks into a PulseAudio microphone of the tests' own instead).
 Started once per test session by the same launcher as the run command; artifacts (logs,
 screenshots, recordings) under artifacts/e2e/.
 """
@@ -14,10 +15,14 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserType
+from selenium import webdriver
 
 from devtools import setup
 from devtools.stack import ROOT, Stack
+from tests.e2e.firefox import launch as launch_firefox
+from tests.e2e.firefox import save_screenshot
 from tests.e2e.livekit_clients import LoopThread
+from tests.e2e.pulse import PulseAudio
 from tests.e2e.speech import Recording, Utterance, recording
 from tests.e2e.support import VISITOR_COOKIE, Api, end_live_sessions, separate_stack
 
@@ -65,6 +70,28 @@ def no_mic_browser(browser_type: BrowserType, person: Recording) -> Iterator[Bro
     )
     yield browser
     browser.close()
+
+
+@pytest.fixture(scope="session")
+def pulse(artifacts_dir: Path) -> Iterator[PulseAudio]:
+    """A PulseAudio daemon of the tests' own: Firefox's microphone (what a test plays into
+    it) and speakers. Killed, with its folder, when the session ends."""
+    audio = PulseAudio(log_path=artifacts_dir / "logs" / "pulseaudio.log").start()
+    yield audio
+    audio.close()
+
+
+@pytest.fixture
+def firefox(pulse: PulseAudio, artifacts_dir: Path, request: pytest.FixtureRequest) -> Iterator[webdriver.Firefox]:
+    """A headless Firefox (Selenium, geckodriver) with a fresh profile, so a visitor of its
+    own, on the `pulse` sound server. Its geckodriver log (with the page's console) goes to
+    artifacts/e2e/logs/firefox/; a failed test leaves a screenshot in artifacts/e2e/failures/."""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)
+    driver = launch_firefox(pulse, artifacts_dir / "logs" / "firefox" / f"{name}.geckodriver.log")
+    yield driver
+    if request.node.stash.get(_FAILED, False):
+        save_screenshot(driver, artifacts_dir / "failures" / f"{name}.png")
+    driver.quit()
 
 
 @pytest.fixture
