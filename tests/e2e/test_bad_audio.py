@@ -19,7 +19,7 @@ from tests.e2e.conversations import launch_browser
 from tests.e2e.speech import MIC_RATE, sound_file
 from tests.e2e.support import Api, final_lines, open_chat, press_start, press_stop, unique, wait_until
 
-SECONDS = 12  # the sound plays once, after a pause for the greeting
+SECONDS = 6  # the sound plays once, after a pause for the greeting (long enough for several VAD turns)
 
 
 def sound(name: str) -> np.ndarray:
