@@ -167,34 +167,31 @@ def geckodriver() -> Path:
     return target
 
 
-def webkit_driver() -> Path | None:
-    """WebKitWebDriver (WebKitGTK, Safari's engine) for the unsupported-browser test: from
-    PATH or Debian's webkit2gtk-driver; None where there is no such package (not Linux)."""
-    found = shutil.which("WebKitWebDriver")
+def _debian_program(program: str, package: str) -> Path | None:
+    """A program from PATH, else from its Debian package where apt-get is; None otherwise."""
+    found = shutil.which(program)
     if not found and platform.system() == "Linux" and shutil.which("apt-get"):
-        _apt_install("webkit2gtk-driver")
-        found = shutil.which("WebKitWebDriver")
+        _apt_install(package)
+        found = shutil.which(program)
     return Path(found) if found else None
+
+
+def webkit_driver() -> Path | None:
+    """WebKitWebDriver (WebKitGTK, Safari's engine) for the unsupported-browser test."""
+    return _debian_program("WebKitWebDriver", "webkit2gtk-driver")
 
 
 def xvfb() -> Path | None:
     """Xvfb, the display WebKitGTK needs (it has no headless mode)."""
-    found = shutil.which("Xvfb")
-    if not found and platform.system() == "Linux" and shutil.which("apt-get"):
-        _apt_install("xvfb")
-        found = shutil.which("Xvfb")
-    return Path(found) if found else None
+    return _debian_program("Xvfb", "xvfb")
 
 
 def pulseaudio() -> Path:
     """PulseAudio, whose virtual microphone the Firefox tests speak into."""
-    found = shutil.which("pulseaudio")
-    if not found and platform.system() == "Linux" and shutil.which("apt-get"):
-        _apt_install("pulseaudio")
-        found = shutil.which("pulseaudio")
+    found = _debian_program("pulseaudio", "pulseaudio")
     if not found:
         raise SetupError("pulseaudio is not installed; the Firefox tests' microphone is a PulseAudio source")
-    return Path(found)
+    return found
 
 
 def redis_server() -> Path:
