@@ -9,6 +9,7 @@ screenshots, recordings) under artifacts/e2e/.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ def no_mic_browser(browser_type: BrowserType, person: Recording) -> Iterator[Bro
 def pulse(artifacts_dir: Path) -> Iterator[PulseAudio]:
     """A PulseAudio daemon of the tests' own: Firefox's microphone (what a test plays into
     it) and speakers. Killed, with its folder, when the session ends."""
+    if platform.system() != "Linux":
+        pytest.skip("the Firefox tests speak into a PulseAudio microphone: Linux only")
     audio = PulseAudio(log_path=artifacts_dir / "logs" / "pulseaudio.log").start()
     yield audio
     audio.close()
