@@ -174,7 +174,13 @@ def test_phone_width_and_scroll_that_respects_the_reader(browser: Browser, stack
         page.screenshot(path=artifacts_dir / "mobile-chat-idle.png", full_page=True)
         page.get_by_role("button", name="Start").tap()
         expect(page.locator("#status")).to_have_attribute("data-state", "live", timeout=30_000)
-        # Wait until the transcript overflows its box; while nobody scrolls, it follows the newest line.
+        # Typed lines (answered at once, unlike the looping microphone's question every ~24 s)
+        # until the transcript overflows its box; while nobody scrolls, it follows the newest line.
+        # After the greeting: this test is about scrolling, not about typing over the agent.
+        expect(page.locator("#transcript .line.agent .text").first).to_have_text(GREETING, timeout=30_000)
+        say = page.locator("#say-text")
+        say.fill("Tell me about the long rivers, the high mountains and the old cities of the world, one by one.")
+        say.press("Enter")
         page.wait_for_function(
             "() => { const s = document.getElementById('transcript-scroller');"
             " return s.scrollHeight > s.clientHeight + 40; }", timeout=90_000)
@@ -185,6 +191,8 @@ def test_phone_width_and_scroll_that_respects_the_reader(browser: Browser, stack
         # A reader scrolls up: new lines must not pull them down; a button offers the way back.
         page.evaluate("document.getElementById('transcript-scroller').scrollTop = 0")
         count = page.locator("#transcript .line").count()
+        say.fill("And what about the seas?")
+        say.press("Enter")
         page.wait_for_function(f"() => document.querySelectorAll('#transcript .line').length > {count}", timeout=45_000)
         assert page.evaluate("document.getElementById('transcript-scroller').scrollTop") < 5
         jump = page.get_by_role("button", name="Jump to latest")
