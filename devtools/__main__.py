@@ -14,6 +14,9 @@ from devtools import locks, setup
 from devtools.stack import ROOT, StackConfig, running_stack
 
 PYTEST_NO_TESTS = 5
+# The unit tests spend most of their time waiting on real-time audio, so they share the cores
+# well: a worker per core, each test module on one worker (its module fixtures start once).
+UNIT_PARALLEL = ["-n", "auto", "--dist", "loadfile"]
 LINTED = ["app", "ui", "fakes", "devtools", "tests", "bench", "offline_openai"]
 # lint-imports (its console script, run with this interpreter on every platform); it reads
 # its contracts from pyproject.toml ([tool.importlinter]).
@@ -115,8 +118,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     if args.suite in ("all", "lint"):
         failures += lint()
     if args.suite in ("all", "unit"):
-        setup.step("unit tests")
-        failures += _pytest("tests/unit", *args.pytest_args) != 0
+        setup.step("unit tests (a worker per core; `-- -n 0` runs them in this process)")
+        failures += _pytest("tests/unit", *UNIT_PARALLEL, *args.pytest_args) != 0
     if args.suite in ("all", "e2e"):
         setup.step("end-to-end tests (real LiveKit, Django, Flask, Chromium)")
         on_failure = ["--screenshot=only-on-failure", f"--output={ROOT / 'artifacts' / 'e2e' / 'failures'}"]

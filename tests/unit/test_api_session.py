@@ -26,6 +26,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 BODY = {"room": "room-1", "identity": "alice"}
 
+# Fixed, not random: every test worker must collect the same parameters.
+UNKNOWN_ID = "3e9b7a52-1c4d-4f60-8a2e-5d7c9b1f0a36"
+
 
 async def start(api, body: dict = BODY) -> dict:
     response = await api.post("/session", json=body)
@@ -150,7 +153,7 @@ def test_a_body_that_is_not_json_is_415(client: APIClient, content_type: str) ->
 
 @pytest.mark.parametrize(
     "raw_id",
-    [str(uuid.uuid4()), "not-a-uuid", "1", "%00", "x" * 300, "00000000-0000-0000-0000-00000000000g"],
+    [UNKNOWN_ID, "not-a-uuid", "1", "%00", "x" * 300, "00000000-0000-0000-0000-00000000000g"],
 )
 @pytest.mark.parametrize("method", ["get", "delete"])
 def test_unknown_or_malformed_id_is_404(client: APIClient, method: str, raw_id: str) -> None:
@@ -164,12 +167,12 @@ def test_unknown_or_malformed_id_is_404(client: APIClient, method: str, raw_id: 
         ("put", "/session"),
         ("patch", "/session"),
         ("delete", "/session"),
-        ("post", f"/session/{uuid.uuid4()}"),
-        ("put", f"/session/{uuid.uuid4()}"),
+        ("post", f"/session/{UNKNOWN_ID}"),
+        ("put", f"/session/{UNKNOWN_ID}"),
         ("post", "/token"),
         ("delete", "/token"),
         ("post", "/transcripts"),
-        ("delete", f"/transcripts/{uuid.uuid4()}"),
+        ("delete", f"/transcripts/{UNKNOWN_ID}"),
         ("post", "/healthz"),
         ("put", "/readyz"),
     ],

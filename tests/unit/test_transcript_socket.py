@@ -9,7 +9,6 @@ socket's behaviour depends only on the stored state and the channel-layer group.
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import httpx
 import pytest
@@ -66,8 +65,8 @@ async def closed_with(socket: WebsocketCommunicator) -> int:
     [
         ("/ws/transcript/not-a-uuid", close_codes.MALFORMED_ID),
         ("/ws/transcript/12345", close_codes.MALFORMED_ID),
-        (f"/ws/transcript/{uuid.uuid4()}", close_codes.UNKNOWN_SESSION),
-        (f"/ws/transcript/{uuid.uuid4()}/", close_codes.UNKNOWN_SESSION),
+        ("/ws/transcript/0b6d8f6e-3c1a-4a57-9e0f-6f1d2a7b9c44", close_codes.UNKNOWN_SESSION),
+        ("/ws/transcript/0b6d8f6e-3c1a-4a57-9e0f-6f1d2a7b9c44/", close_codes.UNKNOWN_SESSION),
         # Paths no route matches: refused, where URLRouter alone would raise.
         ("/ws/nope", close_codes.UNKNOWN_SESSION),
         ("/ws/transcript/a/b", close_codes.UNKNOWN_SESSION),

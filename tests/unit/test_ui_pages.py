@@ -16,6 +16,9 @@ from ui.views import html_pattern
 
 STATIC = Path(__file__).resolve().parents[2] / "ui" / "static"
 
+# Fixed, not random: every test worker must collect the same parameters.
+UNKNOWN_ID = "1f9f3c63-8502-4075-88f8-1153a36b6550"
+
 
 class Elements(HTMLParser):
     """Every start tag's attributes by id, the scripts in order, and the text of spans with an id."""
@@ -213,7 +216,7 @@ def directives(response) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/chat", "/history", f"/history/{uuid.uuid4()}", "/static/chat.js", "/static/style.css",
+    "path", ["/", "/chat", "/history", f"/history/{UNKNOWN_ID}", "/static/chat.js", "/static/style.css",
              "/vendor/livekit-client.esm.mjs", "/healthz", "/no-such-page"],
 )
 def test_every_response_carries_the_security_headers(client: FlaskClient, path: str) -> None:
