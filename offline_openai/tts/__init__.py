@@ -1,17 +1,23 @@
-"""Speech synthesis with Piper, one phrase at a time on a worker thread of its own: ONNX
-Runtime already spreads one phrase over the cores, so two at once would only both finish later.
+"""Speech synthesis with Piper, one phrase at a time on a worker thread of its own.
+
+The voice runs on one ONNX Runtime thread that does not spin while it waits, as the Silero
+VAD does: Piper's default (a thread per core, spinning) cost ~1.6x the CPU per phrase for no
+gain in wall time on a 2-core machine, and starved the other sessions' work under load
+(bench/README.md, "Offline server").
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from piper import PiperVoice, SynthesisConfig
+import onnxruntime
+from piper import PiperConfig, PiperVoice, SynthesisConfig
 
 from offline_openai.tts import phrases
 
@@ -25,7 +31,12 @@ class SpeechSynthesis:
 
     @classmethod
     def load(cls, piper_model: Path) -> SpeechSynthesis:
-        return cls(PiperVoice.load(piper_model))
+        config = json.loads(piper_model.with_name(piper_model.name + ".json").read_text(encoding="utf-8"))
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = onnxruntime.InferenceSession(str(piper_model), sess_options=options, providers=["CPUExecutionProvider"])
+        return cls(PiperVoice(session=session, config=PiperConfig.from_dict(config)))
 
     @property
     def sample_rate(self) -> int:
