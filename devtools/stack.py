@@ -479,21 +479,27 @@ class Stack:
         return self._env(**overrides)
 
     def start_backends(self) -> None:
+        for process, url in self._spawn_backends():
+            wait_for_http(f"{url}/healthz", timeout=60, process=process)
+
+    def _spawn_backends(self) -> list[tuple[ManagedProcess, str]]:
+        """Migrate, then start every web process; the caller waits for them."""
         env = self.backend_env()
         migrate = subprocess.run(
             [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env
         )
         if migrate.returncode != 0:
             raise RuntimeError("database migration failed")
+        started = []
         for index in range(self.config.backends):
             port = self.config.backend_port if index == 0 else self.ports.reserve()
             self.ports.release(port)
             name = "backend" if index == 0 else f"backend-{index + 1}"
-            process = self._spawn(name, backend_command(port), env)
             url = f"http://127.0.0.1:{port}"
-            wait_for_http(f"{url}/healthz", timeout=60, process=process)
+            started.append((self._spawn(name, backend_command(port), env), url))
             self.backend_urls.append(url)
         self.backend_url = self.backend_urls[0]
+        return started
 
     def restart_backend(self, *, kill: bool = False) -> None:
         """Stop the first web process (gracefully, or SIGKILL as in a crash) and start it
@@ -508,20 +514,23 @@ class Stack:
         wait_for_http(f"{self.backend_url}/healthz", timeout=60, process=process)
 
     def start_agent_workers(self) -> None:
-        for index in range(self.config.agent_workers):
-            env = self.backend_env() | {"VOICE_WORKER_PORT": "0"}  # health port: any free one
-            cmd = [PYTHON, "-m", "app.voice.agent.worker", "start"]
-            self._spawn(f"agent-worker-{index + 1}", cmd, env)
-        for index in range(self.config.agent_workers):
-            wait_for_log(self.processes[f"agent-worker-{index + 1}"], "registered worker", timeout=60)
+        for process in self._spawn_agent_workers():
+            wait_for_log(process, "registered worker", timeout=60)
+
+    def _spawn_agent_workers(self) -> list[ManagedProcess]:
+        env = self.backend_env() | {"VOICE_WORKER_PORT": "0"}  # health port: any free one
+        cmd = [PYTHON, "-m", "app.voice.agent.worker", "start"]
+        return [self._spawn(f"agent-worker-{index + 1}", cmd, env) for index in range(self.config.agent_workers)]
 
     def start_ui(self) -> None:
+        wait_for_http(f"{self.ui_url}/healthz", timeout=30, process=self._spawn_ui())
+
+    def _spawn_ui(self) -> ManagedProcess:
         env = self._env(BACKEND_URL=self.backend_url)
         cmd = [PYTHON, "-m", "ui", "--host", "127.0.0.1", "--port", str(self.config.ui_port)]
         self.ports.release(self.config.ui_port)
-        process = self._spawn("ui", cmd, env)
         self.ui_url = f"http://127.0.0.1:{self.config.ui_port}"
-        wait_for_http(f"{self.ui_url}/healthz", timeout=30, process=process)
+        return self._spawn("ui", cmd, env)
 
     def start(self) -> Stack:
         self.config.backend_port = self.config.backend_port or self.ports.reserve()
@@ -531,9 +540,16 @@ class Stack:
             self.start_redis()  # first: LiveKit nodes may share it
             self.start_livekit()
             self.start_postgres()
-            self.start_backends()
-            self.start_agent_workers()
-            self.start_ui()
+            # The Python processes start together: their imports share the cores instead of
+            # queueing behind each other's readiness.
+            backends = self._spawn_backends()
+            workers = self._spawn_agent_workers()
+            ui = self._spawn_ui()
+            for process, url in backends:
+                wait_for_http(f"{url}/healthz", timeout=60, process=process)
+            for worker in workers:
+                wait_for_log(worker, "registered worker", timeout=60)
+            wait_for_http(f"{self.ui_url}/healthz", timeout=30, process=ui)
             self.wait_for_offline_openai()
         except BaseException:
             self.stop()
