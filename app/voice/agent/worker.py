@@ -41,6 +41,10 @@ logging.getLogger("livekit.agents").setLevel(logging.INFO)
 
 # LiveKit stops routing jobs to a worker whose reported load reaches its target (0.7).
 LIVEKIT_TARGET_LOAD = 0.7
+# A job process has this long to start and run prewarm (Silero). The library's 10 s is too
+# short where a worker starts its idle processes (one per core) while the machine is busy:
+# the soak saw them killed at 10 s and logged as errors, and started again.
+PROCESS_INIT_TIMEOUT = 30.0
 
 
 JOB_EXECUTORS = {"thread": JobExecutorType.THREAD, "process": JobExecutorType.PROCESS}
@@ -113,6 +117,7 @@ def build_server() -> AgentServer:
         load_fnc=session_load,
         load_threshold=LIVEKIT_TARGET_LOAD,
         setup_fnc=prewarm,
+        initialize_process_timeout=PROCESS_INIT_TIMEOUT,
         job_executor_type=JOB_EXECUTORS[settings.VOICE_WORKER_JOB_EXECUTOR],
     )
     server.rtc_session(entrypoint, agent_name=settings.VOICE_AGENT_NAME)
