@@ -32,8 +32,8 @@ Then, each wait bounded: every visitor still live presses Stop; no session is le
 no LiveKit room is left open (the server API's list_rooms); every final transcript line a
 visitor received over the WebSocket is in the database, or was named by a
 `transcript_lines_lost` frame the visitor received; the logs of the web processes and agent
-workers hold no exception but the expected ones (EXPECTED_EXCEPTIONS); and the open file descriptors and
-resident memory of each long-lived process (with its children), sampled through /proc
+workers hold no exception but the expected ones (EXPECTED_EXCEPTIONS); and the open file descriptors
+of each long-lived process and the resident memory of it with its children, sampled through /proc
 during the run, with their slope per 100 cycles. The report: N, the count of each fault,
 cleanup time (from the action to the session's ended_at) p50/p95/max, lost and orphaned, and
 per dependency fault kind: what became of the live sessions and the /readyz recovery time
@@ -190,12 +190,16 @@ class Visitor:
 
 
 # ---- /proc sampling ---------------------------------------------------------------------
-def tree_usage(root: int) -> tuple[int, float]:
-    """Open file descriptors and resident MB of a process and all its descendants."""
+def usage(root: int) -> tuple[int, float]:
+    """The process's own open file descriptors, and the resident MB of it and all its
+    descendants. A descriptor leak lives in the long-lived process; its children (an agent
+    worker's job processes, PostgreSQL's connection backends) come and go with the sessions,
+    so counting theirs would measure the load at the sample, not a leak."""
     fds, rss_kb = 0, 0
+    with contextlib.suppress(OSError):
+        fds = len(os.listdir(f"/proc/{root}/fd"))
     for pid in descendants(root):
         with contextlib.suppress(OSError):
-            fds += len(os.listdir(f"/proc/{pid}/fd"))
             with open(f"/proc/{pid}/status") as status:
                 for line in status:
                     if line.startswith("VmRSS:"):
@@ -210,6 +214,7 @@ class Soak:
     cycles: int
     seed: int
     work: Path
+    until_every_kind: bool = False  # stop (before `cycles`) once every kind has run
     rng: random.Random = field(init=False)
     visitors: list[Visitor] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)
@@ -493,7 +498,7 @@ class Soak:
     def sample(self, cycle: int) -> None:
         for name, process in self.stack.processes.items():
             if process.poll() is None and name not in self.recovering:
-                fds, mb = tree_usage(process.pid)
+                fds, mb = usage(process.pid)
                 self.samples.setdefault(name, []).append((cycle, process.pid, fds, mb))
 
     def trend(self) -> dict[str, dict[str, Any]]:
@@ -592,6 +597,7 @@ class Soak:
         order.remove("talk")
         order[:0] = ["start", "talk"]
         marks = {0, self.cycles // 2, self.cycles} | set(range(0, self.cycles, max(1, self.cycles // 10)))
+        ran = 0
         for cycle in range(self.cycles):
             if cycle in marks:
                 self.sample(cycle)
@@ -610,6 +616,10 @@ class Soak:
             self.settle()
             progress(f"[{cycle + 1}/{self.cycles}] {kind}{'' if ok else ' (failed)'} {time.monotonic() - t0:.1f} s; "
                      f"{len(self.live_visitors())} live, {len(self.pending)} ending")
+            ran = cycle + 1
+            if self.until_every_kind and set(KINDS) <= set(self.faults):
+                progress(f"every kind ran once: stopping after {ran} cycles")
+                break
         # The end: the restarts finish, whoever is still live presses Stop; every wait is bounded.
         for thread in self.restarts:
             thread.join(120)
@@ -626,13 +636,13 @@ class Soak:
         progress(f"rooms closed {rooms_took:.1f} s later" if rooms_took is not None else f"rooms open: {rooms_left}")
         for visitor in self.visitors:
             visitor.kill()
-        self.sample(self.cycles)
+        self.sample(ran)
         received, declared, lost = self.lost_transcripts()
         expected, unexpected = self.exceptions()
         all_cleanup = [s for values in self.cleanup.values() for s in values]
         total = self.query("SELECT count(*) FROM voice_voicesession")[0]
         return {
-            "cycles": self.cycles,
+            "cycles": ran,
             "seed": self.seed,
             "seconds": round(time.monotonic() - started, 1),
             "faults": dict(sorted(self.faults.items())),
@@ -710,10 +720,13 @@ def soak_config(log_dir: Path, extra_env: dict[str, str] | None = None) -> Stack
     )
 
 
-def run_soak(stack: Stack, cycles: int, seed: int, work: Path) -> dict[str, Any]:
+def run_soak(stack: Stack, cycles: int, seed: int, work: Path, until_every_kind: bool = False) -> dict[str, Any]:
+    """`cycles` of the soak; with `until_every_kind`, at most that many: it stops once each
+    kind has run (the CI-sized run)."""
     work.mkdir(parents=True, exist_ok=True)
-    progress(f"soak: {cycles} cycles, seed {seed} (repeat with --seed {seed})")
-    soak = Soak(stack, cycles, seed, work)
+    bound = "at most " if until_every_kind else ""
+    progress(f"soak: {bound}{cycles} cycles, seed {seed} (repeat with --seed {seed})")
+    soak = Soak(stack, cycles, seed, work, until_every_kind)
     try:
         return soak.run()
     finally:
