@@ -171,6 +171,23 @@ def separate_stack(name: str, artifacts_dir: Path, folder: Path, **config: Any) 
 
 
 # ---- whole browsers as processes (to freeze one: a network cut with no goodbye) ---------
+def log_marks(stack: Stack) -> dict[str, int]:
+    """Where each of the stack's logs ends now (for `logs_since`)."""
+    return {name: process.log_path.stat().st_size for name, process in stack.processes.items()}
+
+
+def logs_since(stack: Stack, marks: dict[str, int], names: tuple[str, ...], limit: int = 60) -> str:
+    """The last `limit` lines each named process logged after `marks`: what a failed test
+    prints, since CI keeps no artifacts."""
+    parts = []
+    for name in names:
+        with stack.processes[name].log_path.open("rb") as log:
+            log.seek(marks.get(name, 0))
+            lines = log.read().decode(errors="replace").splitlines()[-limit:]
+        parts.append(f"--- {name} ({len(lines)} last lines) ---\n" + "\n".join(lines))
+    return "\n".join(parts)
+
+
 def browser_pids(marker: str) -> list[int]:
     """The Chromium launched with `marker` in its command line, and all its children."""
     for entry in os.listdir("/proc"):

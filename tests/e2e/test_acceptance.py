@@ -44,6 +44,8 @@ from tests.e2e.support import (
     Api,
     browser_pids,
     final_lines,
+    log_marks,
+    logs_since,
     open_chat,
     press_start,
     press_stop,
@@ -210,6 +212,7 @@ def test_three_people_at_once_each_hear_and_are_heard_without_cross_talk(
     browser_type: BrowserType, browser_type_launch_args: dict[str, Any], stack: Stack, api: Api, artifacts_dir: Path
 ) -> None:
     browsers: dict[str, Browser] = {}
+    marks = log_marks(stack)
     try:
         pages, ids, mics = {}, {}, {}
         for name, utterance in PEOPLE.items():
@@ -246,7 +249,10 @@ def test_three_people_at_once_each_hear_and_are_heard_without_cross_talk(
         for view in views:
             print(f"\n{view.name} said {view.said!r}: page {view.page_user}, agent {view.agent_lines}, "
                   f"heard the agent say {view.agent_heard!r}")
-        assert cross_talk(views) == []
+        problems = cross_talk(views)
+        if problems:  # the agent's side of it (the offline server's request times show a backlog)
+            print(logs_since(stack, marks, ("backend", "offline-openai")))
+        assert problems == []
         assert all(len(view.page_user) == 1 and len(view.agent_lines) == 1 for view in views)
         for name, page in pages.items():
             press_stop(page)
