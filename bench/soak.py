@@ -112,6 +112,8 @@ PARTICIPANT_TIMEOUT = 3.0
 # How long after a worker SIGKILL the sweeper has ended the sessions it hosted (heartbeat
 # timeout, one sweep interval, a margin); a dependency fault waits that out.
 KILL_SETTLE = HEARTBEAT_TIMEOUT + 4.0
+# An `error` end this soon after a worker SIGKILL is put down to it; a later one is not.
+KILL_BOUND = 3 * KILL_SETTLE
 # The stack's environment: short timeouts, so cleanup is quick and a run is bounded.
 SOAK_ENV = {
     "VOICE_HEARTBEAT_INTERVAL": "1",
@@ -230,6 +232,7 @@ class Soak:
     restarts: list[threading.Thread] = field(default_factory=list)
     restart_errors: list[str] = field(default_factory=list)
     other_ends: Counter[str] = field(default_factory=Counter)  # ends no fault of ours explains, by reason
+    other_sessions: list[str] = field(default_factory=list)  # ...and their sessions, to look up in the logs
     affected: dict[str, str] = field(default_factory=dict)  # session → the dependency fault it was live in
     dependency: dict[str, dict[str, Any]] = field(default_factory=dict)  # kind → what its faults did
     log_offsets: dict[str, int] = field(default_factory=dict)  # process → its log's size at the start
@@ -283,10 +286,11 @@ class Soak:
                 self.cleanup.setdefault(kind, []).append(max(0.0, ended_at - at))
             elif session_id in self.affected:
                 self.dependency[self.affected[session_id]]["ends"][reason or "(none)"] += 1
-            elif reason == "error" and (kills := [k for k in self.kills if k <= ended_at]):
+            elif reason == "error" and (kills := [k for k in self.kills if ended_at - KILL_BOUND <= k <= ended_at]):
                 self.cleanup.setdefault("worker_kill", []).append(ended_at - kills[-1])
             else:
                 self.other_ends[reason] += 1
+                self.other_sessions.append(session_id)
         state = self.sessions(sorted({v.session_id for v in self.visitors if v.frozen}))
         for visitor in self.visitors:
             if visitor.frozen and state.get(visitor.session_id, ("",))[0] == "ended":
@@ -648,6 +652,7 @@ class Soak:
             "faults": dict(sorted(self.faults.items())),
             "failed_actions": dict(self.failures),
             "other_ends": dict(self.other_ends),
+            "other_sessions": self.other_sessions,
             "restart_errors": self.restart_errors,
             "sessions": total[0] if total else 0,
             "cleanup_seconds": {
