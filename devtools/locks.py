@@ -34,7 +34,8 @@ PYTHON_FLOOR = "3.11"
 COMMAND = "python -m devtools lock"
 # Never in a production install.
 TEST_TOOLS = (
-    "pytest", "pytest-xdist", "playwright", "pytest-playwright", "selenium", "tox", "schemathesis", "hypothesis", "mypy", "ruff",
+    "pytest", "pytest-xdist", "playwright", "pytest-playwright", "selenium", "tox", "schemathesis", "hypothesis",
+    "mypy", "ruff",
 )
 
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")

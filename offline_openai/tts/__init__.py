@@ -35,7 +35,9 @@ class SpeechSynthesis:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = onnxruntime.InferenceSession(str(piper_model), sess_options=options, providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(
+            str(piper_model), sess_options=options, providers=["CPUExecutionProvider"]
+        )
         return cls(PiperVoice(session=session, config=PiperConfig.from_dict(config)))
 
     @property

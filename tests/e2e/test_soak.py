@@ -37,7 +37,9 @@ def test_every_kind_of_fault_loses_nothing_and_leaves_nothing_behind(
     production_shape: Stack, artifacts_dir: Path
 ) -> None:
     seed = int(os.environ.get("SOAK_SEED") or random.SystemRandom().randrange(1_000_000))
-    report = run_soak(production_shape, CYCLES, seed, artifacts_dir / "soak" / f"visitors-{seed}", until_every_kind=True)
+    report = run_soak(
+        production_shape, CYCLES, seed, artifacts_dir / "soak" / f"visitors-{seed}", until_every_kind=True
+    )
     print_report(report)
     assert production_shape.database_url.startswith("postgres://")
     assert set(report["faults"]) == set(KINDS), f"seed {seed}: every kind of cycle ran: {report['faults']}"
