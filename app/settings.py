@@ -287,28 +287,14 @@ SYSTEM_PROMPT = _env(
     "You are a friendly, concise voice assistant. Answer in one or two short spoken "
     "sentences, without lists or markdown.",
 )
-# When the person's turn ends (bench/README.md, "End of turn", has the measurements). "vad":
-# once Silero has heard VOICE_VAD_MIN_SILENCE of silence (and VOICE_ENDPOINTING_DELAY has
-# passed since the speech). "smart-turn": at each pause the smart-turn model judges from the
-# sound whether the sentence is complete; complete → VOICE_ENDPOINTING_DELAY after the
-# speech, not yet → VOICE_ENDPOINTING_MAX_DELAY. On our natural-pause set the model judged
-# pauses at commas complete more often than sentence ends, so it is not the default.
-VOICE_TURN_DETECTION = _env("VOICE_TURN_DETECTION", "vad")
-if VOICE_TURN_DETECTION not in {"smart-turn", "vad"}:
-    raise ImproperlyConfigured("VOICE_TURN_DETECTION must be smart-turn or vad")
-VOICE_TURN_MODEL_PATH = Path(
-    _env("VOICE_TURN_MODEL_PATH", str(BASE_DIR / ".tools" / "models" / "smart-turn-v3.2-cpu.onnx"))
-)
+# When the person's turn ends (bench/README.md, "End of turn", has the measurements): once
+# Silero has heard VOICE_VAD_MIN_SILENCE of silence and VOICE_ENDPOINTING_DELAY has passed
+# since the speech. An end-of-turn model (smart-turn v3.2) was measured and lost to this.
 VOICE_ENDPOINTING_DELAY = _env_float("VOICE_ENDPOINTING_DELAY", 0.5, minimum=0.0, maximum=5.0)
-VOICE_ENDPOINTING_MAX_DELAY = _env_float("VOICE_ENDPOINTING_MAX_DELAY", 1.0, minimum=0.0, maximum=10.0)
-if VOICE_ENDPOINTING_MAX_DELAY < VOICE_ENDPOINTING_DELAY:
-    raise ImproperlyConfigured("VOICE_ENDPOINTING_MAX_DELAY must not be below VOICE_ENDPOINTING_DELAY")
-# Silence Silero needs before it calls the speech over; with "vad" no turn ends sooner. 0.7 s
-# is the shortest that cuts off no more than 5 % of sentences with 0.2-0.7 s pauses in them
-# (1.4 %; 0.55 s cut 28 %). livekit-agents needs at least 0.25 s with a turn model.
+# Silence Silero needs before it calls the speech over; no turn ends sooner. 0.7 s is the
+# shortest that cuts off no more than 5 % of sentences with 0.2-0.7 s pauses in them
+# (1.4 %; 0.55 s cut 28 %).
 VOICE_VAD_MIN_SILENCE = _env_float("VOICE_VAD_MIN_SILENCE", 0.7, minimum=0.1, maximum=3.0)
-if VOICE_TURN_DETECTION == "smart-turn" and VOICE_VAD_MIN_SILENCE < 0.25:
-    raise ImproperlyConfigured("VOICE_VAD_MIN_SILENCE must be at least 0.25 with VOICE_TURN_DETECTION=smart-turn")
 # The reply's text is started on the final transcript, before the turn is sure to be over
 # (the library's preemptive generation). 1 starts its speech too: that is a paid TTS call
 # thrown away whenever the person goes on, and it bought 1-6 ms here (bench/README.md).

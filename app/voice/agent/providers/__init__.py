@@ -20,7 +20,6 @@ from django.utils.module_loading import import_string
 from livekit.agents import llm, stt, tts, vad
 from livekit.plugins import silero
 
-from app.voice.agent.turn import turn_detection
 from app.voice.sessions.info import SessionInfo
 
 BUILTIN_SETS = {
@@ -51,10 +50,8 @@ def build_providers(info: SessionInfo) -> ProviderSet:
 
 
 def prewarm_providers() -> None:
-    """Load what sessions need before the first one starts: Silero, the end-of-turn model,
-    and the set's own models."""
+    """Load what sessions need before the first one starts: Silero and the set's own models."""
     shared_vad()
-    turn_detection()
     builder = _builder(settings.VOICE_PROVIDERS)
     prewarm = getattr(import_module(builder.__module__), "prewarm", None)
     if callable(prewarm):
