@@ -13,6 +13,7 @@ session is over, not even the room of the name's next owner.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -34,6 +35,11 @@ log = logging.getLogger("app.voice.livekit")
 # Room administration calls are small; a LiveKit server that does not answer within this
 # long is treated as down (the caller logs and goes on where it can).
 ROOM_API_TIMEOUT = 5.0
+# Right after the Redis that LiveKit nodes share restarts, no node has reported itself again
+# and room creation fails with "could not find any available nodes" for a second or two: it
+# is retried this often for this long before the caller hears of it.
+NO_NODE_RETRY = 0.5
+NO_NODE_PATIENCE = 6.0
 # A departure seen while the agent's own connection is re-established, or this soon after,
 # is the media server's doing (a LiveKit node lost: the room moves, its people with it).
 RECONNECT_WINDOW = 5.0
@@ -201,8 +207,17 @@ class LiveKitGateway:
     async def create_room(self, room: str) -> None:
         """Create `room` on the server (a no-op when it exists): with rooms not created on
         join, only a created room can be joined."""
-        async with self._api() as lkapi:
-            await lkapi.room.create_room(api.CreateRoomRequest(name=room))
+        deadline = time.monotonic() + NO_NODE_PATIENCE
+        while True:
+            try:
+                async with self._api() as lkapi:
+                    await lkapi.room.create_room(api.CreateRoomRequest(name=room))
+                return
+            except api.TwirpError as exc:
+                if "available nodes" not in exc.message or time.monotonic() >= deadline:
+                    raise
+                log.info("room.create_retry", extra={"room": room, "error": exc.message})
+            await asyncio.sleep(NO_NODE_RETRY)
 
     async def delete_room(self, room: str) -> bool:
         """Delete `room`: everyone in it is disconnected, and since rooms are not created on
