@@ -1,4 +1,5 @@
-"""python -m bench {latency,live,browser,capacity,api,sweep,wer,offline-server,all} [--quick]"""
+"""python -m bench {latency,live,browser,capacity,capacity-dispatch,api,sweep,profile,endpointing,wer,
+offline-server,all} [--quick]: each command is described in bench/README.md."""
 
 from __future__ import annotations
 
