@@ -1,10 +1,12 @@
 """One side of a race for room names, run as a process of its own against the database in
-DATABASE_URL: `python -m tests.e2e.claim_race NAME START_AT PREFIX COUNT`.
+DATABASE_URL: `python -m tests.e2e.claim_race NAME PREFIX COUNT`.
 
-At the wall-clock time START_AT (both sides are given the same one) it claims the rooms
-PREFIX-claim-0..COUNT-1 as the identity NAME (the token path), then starts a session in each
-of PREFIX-session-0..COUNT-1 (the session path), in the same order as the other side, and
-prints what it won as one JSON line. Sessions it won are ended again before it exits.
+It connects, prints `ready` and waits for a line on stdin: the start, given to both sides at
+once. Then it claims the rooms PREFIX-claim-0..COUNT-1 as the identity NAME (the token path),
+starts a session in each of PREFIX-session-0..COUNT-1 (the session path), in the same order
+as the other side, and prints what it won as one JSON line. Its sessions stay live until a
+second line on stdin (both sides are done), so that a side that ran late still raced the
+other's live sessions; then it ends them and exits.
 """
 
 from __future__ import annotations
@@ -13,17 +15,17 @@ import asyncio
 import json
 import os
 import sys
-import time
 from datetime import timedelta
 
 
-async def race(name: str, start_at: float, prefix: str, count: int) -> dict[str, list[str]]:
+async def race(name: str, prefix: str, count: int) -> None:
     from app.voice.models import EndReason
     from app.voice.sessions import store
     from app.voice.sessions.errors import RoomBusy, RoomTaken
 
     await store.get_session("00000000-0000-0000-0000-000000000000")  # connect before the start
-    await asyncio.sleep(max(0.0, start_at - time.time()))  # the start line both sides share
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)  # the start line both sides share
     won: dict[str, list[str]] = {"claims": [], "sessions": [], "refused": []}
     for n in range(count):
         room = f"{prefix}-claim-{n}"
@@ -40,9 +42,10 @@ async def race(name: str, start_at: float, prefix: str, count: int) -> dict[str,
             won["sessions"].append(room)
         except (RoomTaken, RoomBusy) as exc:
             won["refused"].append(f"{room}: {type(exc).__name__}")
+    print(json.dumps({"name": name, **won}), flush=True)
+    await asyncio.to_thread(sys.stdin.readline)  # both sides are done
     for session in sessions:
         await store.mark_ended(session.id, EndReason.DELETED)
-    return won
 
 
 def main() -> None:
@@ -50,9 +53,8 @@ def main() -> None:
     import django
 
     django.setup()
-    name, start_at, prefix, count = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-    won = asyncio.run(race(name, start_at, prefix, count))
-    print(json.dumps({"name": name, **won}), flush=True)
+    name, prefix, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    asyncio.run(race(name, prefix, count))
 
 
 if __name__ == "__main__":

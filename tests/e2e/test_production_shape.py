@@ -172,18 +172,27 @@ RACED_ROOMS = 40
 
 def test_two_processes_race_for_the_same_rooms_on_postgresql(cluster: Stack) -> None:
     """Two processes claim the same 40 room names (the token path), then start a session in
-    the same 40 other rooms (the session path), from one start line: one winner per name."""
+    the same 40 other rooms (the session path), from one start line: one winner per name. The
+    sessions won stay live until both sides are done, so a side that ran late still raced the
+    other's live sessions."""
     assert cluster.database_url.startswith("postgres://"), cluster.database_url
     env = cluster.backend_env()
-    start_at = time.time() + 4  # after both have started Python and Django and connected
     sides = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.claim_race", name, str(start_at), "race", str(RACED_ROOMS)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "tests.e2e.claim_race", name, "race", str(RACED_ROOMS)],
+            cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         for name in ("racer-a", "racer-b")
     ]
-    results = [json.loads(side.communicate(timeout=60)[0].strip().splitlines()[-1]) for side in sides]
+    for side in sides:  # both have started Python and Django and connected
+        assert side.stdout is not None and side.stdout.readline().strip() == "ready"
+    for side in sides:  # the start line
+        assert side.stdin is not None
+        side.stdin.write("go\n")
+        side.stdin.flush()
+    results = [json.loads(side.stdout.readline()) for side in sides if side.stdout is not None]
+    for side in sides:  # both are done: each ends its sessions
+        side.communicate("end\n", timeout=60)
     assert [side.returncode for side in sides] == [0, 0]
     for path in ("claims", "sessions"):
         a, b = (set(result[path]) for result in results)
