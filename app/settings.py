@@ -291,13 +291,13 @@ SYSTEM_PROMPT = _env(
 # Silero has heard VOICE_VAD_MIN_SILENCE of silence and VOICE_ENDPOINTING_DELAY has passed
 # since the speech. An end-of-turn model (smart-turn v3.2) was measured and lost to this.
 VOICE_ENDPOINTING_DELAY = _env_float("VOICE_ENDPOINTING_DELAY", 0.5, minimum=0.0, maximum=5.0)
-# Silence Silero needs before it calls the speech over; no turn ends sooner. 0.7 s is the
-# shortest that cuts off no more than 5 % of sentences with 0.2-0.7 s pauses in them
-# (1.4 %; 0.55 s cut 28 %).
+# Silence Silero needs before it calls the speech over; no turn ends sooner. The default is
+# the shortest window that cuts off no more than 5 % of sentences at their natural pauses
+# (bench/README.md, "End of turn").
 VOICE_VAD_MIN_SILENCE = _env_float("VOICE_VAD_MIN_SILENCE", 0.7, minimum=0.1, maximum=3.0)
 # The reply's text is started on the final transcript, before the turn is sure to be over
 # (the library's preemptive generation). 1 starts its speech too: that is a paid TTS call
-# thrown away whenever the person goes on, and it bought 1-6 ms here (bench/README.md).
+# thrown away whenever the person goes on, for a few milliseconds (bench/README.md).
 VOICE_PREEMPTIVE_TTS = _env_bool("VOICE_PREEMPTIVE_TTS", False)
 # How long the agent waits for the person to (re)join before ending a session.
 VOICE_PARTICIPANT_TIMEOUT = _env_float(
@@ -314,10 +314,10 @@ VOICE_AGENT_NAME = _env("VOICE_AGENT_NAME", "voice-agent")
 VOICE_WORKER_DRAIN_TIMEOUT = _env_int("VOICE_WORKER_DRAIN_TIMEOUT", 120, minimum=0, maximum=86400)
 # Sessions one agent worker takes before LiveKit sends new ones to other workers.
 VOICE_WORKER_MAX_SESSIONS = _env_int("VOICE_WORKER_MAX_SESSIONS", 10, minimum=1, maximum=1000)
-# How a worker runs its sessions: "process" (each its own process: isolated, ~85-100 MB and
-# ~12 % of a core each) or "thread" (each a thread of the worker: they share its models and
-# libraries, ~8-11 MB and ~7.5-8 % of a core each; run one worker per core). bench/README.md,
-# "Capacity". Threads are not the default yet: in the e2e soak their long-lived database
+# How a worker runs its sessions: "process" (each its own process: isolated, more memory and
+# CPU per session) or "thread" (each a thread of the worker: they share its models and
+# libraries; run one worker per core). bench/README.md, "Capacity", has the costs of each.
+# Threads are not the default yet: in the e2e soak their long-lived database
 # connection held more PostgreSQL descriptors than the soak's leak bound allows (not yet
 # understood).
 VOICE_WORKER_JOB_EXECUTOR = _env("VOICE_WORKER_JOB_EXECUTOR", "process")

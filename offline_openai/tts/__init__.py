@@ -1,9 +1,9 @@
 """Speech synthesis with Piper, one phrase at a time on a worker thread of its own.
 
 The voice runs on one ONNX Runtime thread that does not spin while it waits, as the Silero
-VAD does: Piper's default (a thread per core, spinning) cost ~1.6x the CPU per phrase for no
-gain in wall time on a 2-core machine, and starved the other sessions' work under load
-(bench/README.md, "Offline server").
+VAD does: Piper's default (a thread per core, spinning) cost more CPU per phrase for no gain
+in wall time, and starved the other sessions' work under load (bench/README.md, "The
+offline set", has the numbers).
 """
 
 from __future__ import annotations
