@@ -131,10 +131,9 @@ class LiveKitRoom:
             room=self.room,
             room_options=room_io.RoomOptions(
                 participant_identity=participant_identity,
-                # Silero and the local recogniser both listen at 16 kHz: asking
-                # for it here resamples once, in the SDK, instead of once per consumer. The
-                # browser already levels the microphone (getUserMedia's autoGainControl), so
-                # a second gain control here would only cost CPU on every frame.
+                # Silero listens at 16 kHz: asking for it here resamples once, in the SDK.
+                # The browser already levels the microphone (getUserMedia's autoGainControl),
+                # so a second gain control here would only cost CPU on every frame.
                 audio_input=room_io.AudioInputOptions(sample_rate=16000, auto_gain_control=False),
                 # The runner ends the session itself on any departure, network drops included.
                 close_on_disconnect=False,
