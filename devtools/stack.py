@@ -8,6 +8,7 @@ The run command and the end-to-end test fixtures share this one launcher.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -179,10 +180,10 @@ class ManagedProcess:
         log.close()
         return self
 
-    def output(self) -> str:
-        """What this run of the process has logged so far."""
+    def output(self, since: int | None = None) -> str:
+        """What this run of the process has logged so far (from offset `since` of its log)."""
         with self.log_path.open("rb") as log:
-            log.seek(self.log_start)
+            log.seek(self.log_start if since is None else since)
             return log.read().decode(errors="replace")
 
     def poll(self) -> int | None:
@@ -479,24 +480,25 @@ class Stack:
         return self._env(**overrides)
 
     def start_backends(self) -> None:
-        for process, url in self._spawn_backends():
-            wait_for_http(f"{url}/healthz", timeout=60, process=process)
+        for ready in self._spawn_backends():
+            ready()
 
-    def _spawn_backends(self) -> list[tuple[ManagedProcess, str]]:
-        """Migrate, then start every web process; the caller waits for them."""
+    def _spawn_backends(self) -> list[Callable[[], None]]:
+        """Migrate, then start every web process; returns a wait for each to be ready."""
         env = self.backend_env()
         migrate = subprocess.run(
             [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env
         )
         if migrate.returncode != 0:
             raise RuntimeError("database migration failed")
-        started = []
+        started: list[Callable[[], None]] = []
         for index in range(self.config.backends):
             port = self.config.backend_port if index == 0 else self.ports.reserve()
             self.ports.release(port)
             name = "backend" if index == 0 else f"backend-{index + 1}"
             url = f"http://127.0.0.1:{port}"
-            started.append((self._spawn(name, backend_command(port), env), url))
+            process = self._spawn(name, backend_command(port), env)
+            started.append(functools.partial(wait_for_http, f"{url}/healthz", timeout=60, process=process))
             self.backend_urls.append(url)
         self.backend_url = self.backend_urls[0]
         return started
@@ -514,23 +516,28 @@ class Stack:
         wait_for_http(f"{self.backend_url}/healthz", timeout=60, process=process)
 
     def start_agent_workers(self) -> None:
-        for process in self._spawn_agent_workers():
-            wait_for_log(process, "registered worker", timeout=60)
+        for ready in self._spawn_agent_workers():
+            ready()
 
-    def _spawn_agent_workers(self) -> list[ManagedProcess]:
+    def _spawn_agent_workers(self) -> list[Callable[[], None]]:
         env = self.backend_env() | {"VOICE_WORKER_PORT": "0"}  # health port: any free one
         cmd = [PYTHON, "-m", "app.voice.agent.worker", "start"]
-        return [self._spawn(f"agent-worker-{index + 1}", cmd, env) for index in range(self.config.agent_workers)]
+        return [
+            functools.partial(wait_for_log, self._spawn(f"agent-worker-{n + 1}", cmd, env), "registered worker",
+                              timeout=60)
+            for n in range(self.config.agent_workers)
+        ]
 
     def start_ui(self) -> None:
-        wait_for_http(f"{self.ui_url}/healthz", timeout=30, process=self._spawn_ui())
+        self._spawn_ui()()
 
-    def _spawn_ui(self) -> ManagedProcess:
+    def _spawn_ui(self) -> Callable[[], None]:
         env = self._env(BACKEND_URL=self.backend_url)
         cmd = [PYTHON, "-m", "ui", "--host", "127.0.0.1", "--port", str(self.config.ui_port)]
         self.ports.release(self.config.ui_port)
         self.ui_url = f"http://127.0.0.1:{self.config.ui_port}"
-        return self._spawn("ui", cmd, env)
+        process = self._spawn("ui", cmd, env)
+        return functools.partial(wait_for_http, f"{self.ui_url}/healthz", timeout=30, process=process)
 
     def start(self) -> Stack:
         self.config.backend_port = self.config.backend_port or self.ports.reserve()
@@ -542,14 +549,9 @@ class Stack:
             self.start_postgres()
             # The Python processes start together: their imports share the cores instead of
             # queueing behind each other's readiness.
-            backends = self._spawn_backends()
-            workers = self._spawn_agent_workers()
-            ui = self._spawn_ui()
-            for process, url in backends:
-                wait_for_http(f"{url}/healthz", timeout=60, process=process)
-            for worker in workers:
-                wait_for_log(worker, "registered worker", timeout=60)
-            wait_for_http(f"{self.ui_url}/healthz", timeout=30, process=ui)
+            waits = [*self._spawn_backends(), *self._spawn_agent_workers(), self._spawn_ui()]
+            for ready in waits:
+                ready()
             self.wait_for_offline_openai()
         except BaseException:
             self.stop()

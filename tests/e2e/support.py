@@ -170,7 +170,6 @@ def separate_stack(name: str, artifacts_dir: Path, folder: Path, **config: Any) 
         yield running
 
 
-# ---- whole browsers as processes (to freeze one: a network cut with no goodbye) ---------
 def log_marks(stack: Stack) -> dict[str, int]:
     """Where each of the stack's logs ends now (for `logs_since`)."""
     return {name: process.log_path.stat().st_size for name, process in stack.processes.items()}
@@ -181,13 +180,12 @@ def logs_since(stack: Stack, marks: dict[str, int], names: tuple[str, ...], limi
     prints, since CI keeps no artifacts."""
     parts = []
     for name in names:
-        with stack.processes[name].log_path.open("rb") as log:
-            log.seek(marks.get(name, 0))
-            lines = log.read().decode(errors="replace").splitlines()[-limit:]
+        lines = stack.processes[name].output(since=marks.get(name, 0)).splitlines()[-limit:]
         parts.append(f"--- {name} ({len(lines)} last lines) ---\n" + "\n".join(lines))
     return "\n".join(parts)
 
 
+# ---- whole browsers as processes (to freeze one: a network cut with no goodbye) ---------
 def browser_pids(marker: str) -> list[int]:
     """The Chromium launched with `marker` in its command line, and all its children."""
     for entry in os.listdir("/proc"):
