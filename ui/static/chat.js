@@ -1,27 +1,30 @@
-// The chat page: the session machine (session-machine.js) wired to the page's controls,
-// status line, error panel, speaking indicators, the agent's state, level meters, the
-// microphone's controls (mute, devices), the text box and the transcript.
+// The chat page: the session machine (session-machine.js) wired to the page's parts, each
+// in its own module: the status line (status-line.js), the error panel (error-panel.js), the
+// speaking indicators and the agent's state (speakers.js), Mute (mute-button.js), the
+// devices (devices.js), the text box (composer.js), push to talk, the checks before Start and
+// the wait after too many attempts (start-hold.js), the transcript. This module keeps Start
+// and Stop, and sends each change where it shows.
 // State and audio levels are mirrored on window.voiceAgent for tests and debugging.
 import { Api } from "./api.js";
+import { Composer } from "./composer.js";
 import { ConnectionSettings } from "./connection-settings.js";
-import { DevicePicker, listDevices, watchDevices } from "./devices.js";
-import { UiError, describe } from "./errors.js";
+import { DeviceChoices } from "./devices.js";
+import { ErrorPanel } from "./error-panel.js";
 import { canChooseSpeaker, livekitSupported } from "./media.js";
 import { resumeAudio, startMeter } from "./meters.js";
+import { MuteButton } from "./mute-button.js";
 import { Preflight } from "./preflight.js";
 import { PushToTalk } from "./push-to-talk.js";
 import { SessionMachine, State } from "./session-machine.js";
-import { TranscriptView } from "./transcript-view.js";
+import { Speakers } from "./speakers.js";
+import { StartHold } from "./start-hold.js";
+import { StatusLine } from "./status-line.js";
+import { TranscriptView, lineDetails } from "./transcript-view.js";
 
 const $ = (id) => document.getElementById(id);
 const el = {
-  start: $("start"), stop: $("stop"), enableAudio: $("enable-audio"), status: $("status"),
-  error: $("error"), errorTitle: $("error-title"), errorMessage: $("error-message"),
-  errorHint: $("error-hint"), errorDetail: $("error-detail"), newRoom: $("new-room"),
-  userIndicator: $("user-indicator"), agentIndicator: $("agent-indicator"), mic: $("mic-level"),
-  textOnly: $("text-only"), micOff: $("mic-off"), agentState: $("agent-state"),
-  sayForm: $("say-form"), sayText: $("say-text"), send: $("send"), sayNote: $("say-note"), mute: $("mute"),
-  micDevice: $("mic-device"), speakerDevice: $("speaker-device"), speakerField: $("speaker-field"),
+  start: $("start"), stop: $("stop"), enableAudio: $("enable-audio"),
+  newRoom: $("new-room"), textOnly: $("text-only"),
 };
 
 const agent = (window.voiceAgent = {
@@ -34,39 +37,36 @@ const agent = (window.voiceAgent = {
   devices: { audioinput: [], audiooutput: [] }, deviceNotices: [], sentTexts: [],
 });
 
-// What the status line says in each state, by the step that led there.
-const STATUS = {
-  idle: {
-    idle: "Ready. Press Start and speak.",
-    stopped: "Stopped. The conversation is saved in History. Press Start to talk again.",
-    ended: ({ reason }) => `The session ended (${String(reason).replace(/_/g, " ")}). Press Start to talk again.`,
-    left: "The conversation ended when you left the page. Press Start to talk again.",
-    new_room: ({ room }) => `New room “${room}” ready. Press Start and speak.`,
-    unsupported: "This browser cannot make calls: see why below.",
-  },
-  connecting: {
-    token: "Connecting: asking the voice service for a room pass…",
-    media: "Connecting to the media server…",
-    microphone: "Turning on your microphone…",
-    agent: "Inviting the agent…",
-  },
-  live: {
-    live: "Live: speak any time.",
-    text_only: "Live, text only: type below. The agent answers aloud and in writing.",
-    push_to_talk: "Live: hold Space or “Hold to talk” while you speak.",
-  },
-  stopping: { stopping: "Stopping…" },
-  error: {
-    failed: "Could not start. See the message below.",
-    lost: "Disconnected. See the message below.",
-  },
-};
-const NOTICES = { reconnecting: "Connection interrupted. Reconnecting…", reconnected: STATUS.live.live };
-const READY_AGAIN = "You can press Start again now.";
-
 const api = Api.fromPage();
 const settings = new ConnectionSettings({
   details: $("settings"), room: $("room"), identity: $("identity"), rule: $("name-rule-text"),
+});
+const status = new StatusLine($("status"));
+// After a 429 with Retry-After, Start waits that long.
+const startHold = new StartHold({
+  changed: () => renderControls(machine.state),
+  ended: () => { if (machine.state === State.ERROR) status.readyAgain(); },
+});
+const errorPanel = new ErrorPanel({
+  panel: $("error"), newRoom: el.newRoom, textOnly: el.textOnly,
+  retryAfter: (seconds) => startHold.hold(seconds), changed: (kind) => { agent.errorKind = kind; },
+});
+const speakers = new Speakers({
+  user: $("user-indicator"), agent: $("agent-indicator"), agentState: $("agent-state"),
+  micOff: $("mic-off"), level: $("mic-level"),
+});
+const composer = new Composer({
+  form: $("say-form"), text: $("say-text"), send: $("send"), note: $("say-note"),
+  sendText: (text) => machine.sendText(text), sent: agent.sentTexts,
+});
+const note = (text) => composer.note(text);
+// The microphone: muted, or none (text only); mirrored for the meter and push to talk.
+const mute = new MuteButton({
+  button: $("mute"), setMuted: (muted) => machine.setMuted(muted),
+  changed: ({ textOnly, muted, mic }) => {
+    Object.assign(agent, { textOnly, muted });
+    speakers.microphone(mic);
+  },
 });
 const transcript = new TranscriptView({
   scroller: $("transcript-scroller"), list: $("transcript"), empty: $("transcript-empty"),
@@ -86,103 +86,41 @@ const pushToTalk = new PushToTalk({
   call: (method, payload) => machine.callAgent(method, payload),
   changed: (state) => {
     agent.pushToTalk = state;
-    const text = state.enabled ? STATUS.live.push_to_talk : STATUS.live.live;
-    if (state.live && el.status.textContent !== text) el.status.textContent = text;
+    status.pushToTalk(state);
   },
+});
+// The microphone and the speaker (devices.js): a choice made while live is used at once.
+const devices = new DeviceChoices({
+  microphone: $("mic-device"), speaker: $("speaker-device"), speakerField: $("speaker-field"),
+  canChooseSpeaker: canChooseSpeaker(), note, shown: agent,
+  use: (kind, id) => (machine.state === State.LIVE || machine.state === State.CONNECTING
+    ? machine.switchDevice(kind, id) : null),
 });
 
 // ---- the page's view of the machine ------------------------------------------------------
-let startHeldUntil = 0; // after a 429 with Retry-After, Start waits that long
-let holdTimer = null;
-
 function renderControls(state) {
   const busy = !(state === State.IDLE || state === State.ERROR);
-  el.start.disabled = busy || Date.now() < startHeldUntil || preflight.blocksStart;
+  el.start.disabled = busy || startHold.holding || preflight.blocksStart;
   el.stop.disabled = !(state === State.CONNECTING || state === State.LIVE);
   settings.disabled = busy;
   const live = state === State.LIVE;
-  el.sayText.disabled = !live;
-  el.send.disabled = !live || sending;
-  el.sayText.placeholder = live ? "Type a message to the agent…" : "Press Start, then speak or type…";
-  el.mute.disabled = !live || agent.textOnly;
+  composer.setLive(live);
+  mute.setLive(live);
 }
 
 function render(state, step, extra = {}) {
   agent.state = state;
-  if (state === State.LIVE) showMicrophone({ textOnly: step === "text_only", muted: agent.muted });
+  if (state === State.LIVE) mute.show({ textOnly: step === "text_only", muted: agent.muted });
   pushToTalk.setLive(state === State.LIVE && !agent.textOnly);
-  const text = (STATUS[state] || {})[step] || STATUS[state][state] || STATUS.error.failed;
-  el.status.dataset.state = state;
-  el.status.textContent = typeof text === "function" ? text(extra) : text;
+  status.show(state, step, extra);
   document.body.dataset.chatState = state;
   renderControls(state);
 }
 
-function holdStart(seconds) {
-  clearTimeout(holdTimer);
-  startHeldUntil = Date.now() + seconds * 1000;
-  renderControls(machine.state);
-  holdTimer = setTimeout(() => {
-    startHeldUntil = 0;
-    renderControls(machine.state);
-    if (machine.state === State.ERROR) el.status.textContent = READY_AGAIN;
-  }, seconds * 1000);
-}
-
-function showError(error) {
-  if (!error) {
-    agent.errorKind = null;
-    el.error.hidden = true;
-    el.newRoom.hidden = true;
-    el.textOnly.hidden = true;
-    return;
-  }
-  if (!(error instanceof UiError)) console.error(error);
-  const shown = describe(error);
-  agent.errorKind = shown.kind;
-  el.error.dataset.kind = shown.kind;
-  el.errorTitle.textContent = shown.title;
-  el.errorMessage.textContent = shown.message;
-  el.errorHint.textContent = shown.hint;
-  el.errorDetail.textContent = shown.detail;
-  el.errorDetail.hidden = !shown.detail;
-  el.newRoom.hidden = !shown.offerNewRoom;
-  el.textOnly.hidden = !shown.offerTextOnly;
-  el.error.hidden = false;
-  if (shown.retryAfter) holdStart(shown.retryAfter);
-}
-
-function setSpeaking(role, speaking) {
-  const indicator = role === "agent" ? el.agentIndicator : el.userIndicator;
-  indicator.dataset.speaking = String(speaking);
-  indicator.querySelector(".speaker-state").textContent = speaking ? "speaking" : "not speaking";
-}
-
-// An interim line that is neither updated nor replaced by a final for this long was not
-// taken as words (noise, a cough): it goes away instead of lingering on screen.
-const INTERIM_LINGER_MS = 3000;
-let interimExpiry = null;
-
-function showInterim(text) {
-  clearTimeout(interimExpiry);
-  transcript.setInterim(text);
-  if (text) interimExpiry = setTimeout(() => transcript.setInterim(""), INTERIM_LINGER_MS);
-}
-
-// What the agent is doing, in the indicator beside its name ("idle" and unknown states: nothing).
-const AGENT_STATES = { initializing: "joining…", listening: "listening", thinking: "thinking", speaking: "speaking" };
-
 function showAgentState(state) {
   agent.agentState = state || null;
   if (state) agent.agentStates.push(state);
-  const known = Object.hasOwn(AGENT_STATES, state || "");
-  el.agentState.dataset.state = known ? state : "";
-  el.agentState.textContent = known ? AGENT_STATES[state] : "";
-  el.agentIndicator.dataset.agentState = known ? state : "";
-}
-
-function note(text) {
-  el.sayNote.textContent = text;
+  speakers.agentState(state);
 }
 
 function showMessage(message) {
@@ -195,102 +133,16 @@ function showMessage(message) {
   } else if (message.type) {
     // another added message (pong, ...): nothing to show
   } else if (message.error) {
-    showRefusal(message.error);
+    composer.refused(message.error);
   } else if (message.event) {
-    setSpeaking(message.role, message.event === "speech_started");
+    speakers.speaking(message.role, message.event === "speech_started");
   } else if (message.final === false) {
-    showInterim(message.text);
+    transcript.showInterim(message.text);
   } else if (message.final === true) {
-    const typed = message.typed === true;
-    if (message.role === "user" && !typed) showInterim("");
-    if (typed) note("");
-    transcript.append(message.role, message.text, {
-      typed, interrupted: message.interrupted === true, latency: message.latency || null,
-    });
-  }
-}
-
-/** The agent refused a typed line (too long, too many): say why, and give the line back. */
-function showRefusal(error) {
-  const last = agent.sentTexts[agent.sentTexts.length - 1];
-  if (/^typed_/.test(error.code) && last && !el.sayText.value) el.sayText.value = last;
-  note(String(error.message || "The agent did not take that message."));
-}
-
-// ---- the microphone: muted, or none (text only) --------------------------------------------
-function showMicrophone({ textOnly = agent.textOnly, muted = false } = {}) {
-  agent.textOnly = textOnly;
-  agent.muted = muted && !textOnly;
-  el.mute.setAttribute("aria-pressed", String(agent.muted));
-  el.mute.querySelector(".mute-label").textContent = agent.muted ? "Unmute" : "Mute";
-  const mic = textOnly ? "off" : agent.muted ? "muted" : "on";
-  el.userIndicator.dataset.mic = mic;
-  el.micOff.hidden = mic === "on";
-  el.micOff.textContent = textOnly ? "no microphone" : "muted";
-  if (mic !== "on") el.mic.value = 0;
-}
-
-async function toggleMute() {
-  const muted = await machine.setMuted(!agent.muted).catch((error) => {
-    console.warn("mute", error);
-    return null;
-  });
-  if (muted !== null) showMicrophone({ muted });
-}
-
-// ---- devices ------------------------------------------------------------------------------
-const DEVICE_NOUN = { audioinput: "microphone", audiooutput: "speaker" };
-const pickers = {
-  audioinput: new DevicePicker({ select: el.micDevice, kind: "audioinput", choose: (id, why) => useDevice("audioinput", id, why) }),
-  audiooutput: new DevicePicker({ select: el.speakerDevice, kind: "audiooutput", choose: (id, why) => useDevice("audiooutput", id, why) }),
-};
-el.speakerField.hidden = !canChooseSpeaker();
-
-async function refreshDevices() {
-  const devices = await listDevices();
-  for (const [kind, picker] of Object.entries(pickers)) agent.devices[kind] = picker.update(devices);
-}
-
-/** The person chose a device, or the chosen one went away: use it now if live, else at Start. */
-async function useDevice(kind, id, why) {
-  agent[kind === "audioinput" ? "inputDevice" : "outputDevice"] = id;
-  const picker = pickers[kind];
-  const label = picker.select.selectedOptions[0] ? picker.select.selectedOptions[0].textContent : id;
-  if (why === "fallback") {
-    const text = `The ${DEVICE_NOUN[kind]} you chose was disconnected: using “${label}”.`;
-    agent.deviceNotices.push(text);
-    note(text);
-  }
-  if (!(machine.state === State.LIVE || machine.state === State.CONNECTING)) return;
-  try {
-    await machine.switchDevice(kind, id);
-  } catch (error) {
-    console.warn("device", error);
-    note(`Could not switch to the ${DEVICE_NOUN[kind]} “${label}”.`);
-  }
-}
-
-// ---- typing -------------------------------------------------------------------------------
-let sending = false;
-
-async function sendTyped(event) {
-  event.preventDefault();
-  const text = el.sayText.value.trim();
-  if (!text || sending || machine.state !== State.LIVE) return;
-  sending = true;
-  renderControls(machine.state);
-  try {
-    await machine.sendText(text);
-    agent.sentTexts.push(text);
-    el.sayText.value = "";
-    note("Sent. The agent is answering.");
-  } catch (error) {
-    console.warn("send", error);
-    note("The message was not sent. Check the connection, then send it again.");
-  } finally {
-    sending = false;
-    renderControls(machine.state);
-    if (machine.state === State.LIVE) el.sayText.focus();
+    const details = lineDetails(message);
+    if (message.role === "user" && !details.typed) transcript.showInterim("");
+    if (details.typed) note("");
+    transcript.append(message.role, message.text, details);
   }
 }
 
@@ -298,32 +150,30 @@ function resetWidgets() {
   agent.roomState = "disconnected";
   agent.wsState = "closed";
   agent.micRms = agent.agentRms = 0;
-  setSpeaking("user", false);
-  setSpeaking("agent", false);
+  speakers.reset();
   transcript.setInterim("");
-  el.mic.value = 0;
   el.enableAudio.hidden = true;
   agent.micDeviceId = null;
   showAgentState(null);
-  showMicrophone({ textOnly: false, muted: false });
+  mute.show({ textOnly: false, muted: false });
 }
 
 const machine = new SessionMachine({
   api,
   hooks: {
     state: render,
-    notice: (what) => { el.status.textContent = NOTICES[what]; },
-    error: showError,
+    notice: (what) => status.notice(what),
+    error: (error) => errorPanel.show(error),
     session: (id) => { agent.sessionId = id; },
     room: (state) => { agent.roomState = state; },
     socket: (state) => { agent.wsState = state; },
     message: showMessage,
     microphone: (track) => {
       agent.micDeviceId = track.getSettings().deviceId || null; // the device really capturing
-      refreshDevices(); // with the microphone allowed, the browser names its devices
+      devices.refresh(); // with the microphone allowed, the browser names its devices
       return startMeter(track, (rms) => {
         agent.micRms = rms;
-        el.mic.value = agent.muted ? 0 : Math.min(1, rms * 5);
+        speakers.level(agent.muted ? 0 : Math.min(1, rms * 5));
       });
     },
     agentAudio: ({ element, mediaStreamTrack }) => {
@@ -346,7 +196,7 @@ const machine = new SessionMachine({
 
 // ---- controls ----------------------------------------------------------------------------
 function start({ textOnly = false } = {}) {
-  if (!machine.canStart || Date.now() < startHeldUntil) return;
+  if (!machine.canStart || startHold.holding) return;
   if (preflight.blocksStart) return machine.refuse(preflight.error());
   let names;
   try {
@@ -355,15 +205,13 @@ function start({ textOnly = false } = {}) {
     machine.refuse(error);
     return;
   }
-  showError(null);
+  errorPanel.show(null);
   transcript.clear();
   agent.messages = [];
   agent.agentStates = [];
   agent.agentPeakRms = 0;
   note("");
-  machine.start(names.room, names.identity, {
-    textOnly, microphone: pickers.audioinput.value, speaker: canChooseSpeaker() ? pickers.audiooutput.value : "",
-  });
+  machine.start(names.room, names.identity, { textOnly, ...devices.chosen });
 }
 
 async function stop() {
@@ -373,8 +221,6 @@ async function stop() {
 
 el.start.addEventListener("click", () => start());
 el.textOnly.addEventListener("click", () => start({ textOnly: true }));
-el.mute.addEventListener("click", toggleMute);
-el.sayForm.addEventListener("submit", sendTyped);
 el.stop.addEventListener("click", stop);
 $("settings-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -382,7 +228,7 @@ $("settings-form").addEventListener("submit", (event) => {
 });
 el.newRoom.addEventListener("click", () => {
   const room = settings.newRoom();
-  showError(null);
+  errorPanel.show(null);
   machine.acknowledge("new_room", { room });
   el.start.focus();
 });
@@ -395,8 +241,7 @@ window.addEventListener("pagehide", () => machine.leave());
 // Back from the back/forward cache: the old conversation is gone; say so.
 window.addEventListener("pageshow", (event) => { if (event.persisted) machine.returned(); });
 
-watchDevices(refreshDevices);
-refreshDevices();
+devices.watch();
 resetWidgets();
 render(State.IDLE, "idle");
 preflight.watch();

@@ -2,18 +2,11 @@
 // overridable by the query string (/chat?room=…&identity=…). Whether a value is valid is the
 // inputs' own business: the server renders its rule into their `pattern` and `maxlength`.
 import { UiError } from "./errors.js";
+import { recall, remember } from "./storage.js";
 
 const REMEMBERED = "voiceAgent.identity";
 
 export const randomName = (prefix) => `${prefix}-${crypto.getRandomValues(new Uint32Array(1))[0].toString(36)}`;
-
-function remembered() {
-  try {
-    return localStorage.getItem(REMEMBERED);
-  } catch (e) {
-    return null; // storage blocked (private mode)
-  }
-}
 
 export class ConnectionSettings {
   /** @param {{details: HTMLDetailsElement, room: HTMLInputElement, identity: HTMLInputElement, rule: HTMLElement}} el */
@@ -23,15 +16,12 @@ export class ConnectionSettings {
     if (params.get("identity")) {
       el.identity.value = params.get("identity"); // checked at Start, like anything typed
     } else {
-      el.identity.value = remembered() || "";
+      el.identity.value = recall(REMEMBERED) || "";
       if (!el.identity.value || !el.identity.validity.valid) el.identity.value = randomName("guest");
     }
     el.identity.addEventListener("change", () => {
       el.identity.value = el.identity.value.trim();
-      if (!el.identity.validity.valid) return;
-      try {
-        localStorage.setItem(REMEMBERED, el.identity.value);
-      } catch (e) { /* storage blocked: nothing to remember */ }
+      if (el.identity.validity.valid) remember(REMEMBERED, el.identity.value);
     });
     for (const input of this.inputs) input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
   }

@@ -70,6 +70,70 @@ export class DevicePicker {
   }
 }
 
+/**
+ * The chat page's two pickers, the microphone and the speaker, kept up to date with the
+ * browser's devices. A choice (the person's, or a fallback when the chosen device went away:
+ * said in the note) is used at once in a live conversation, else at the next Start.
+ */
+export class DeviceChoices {
+  /**
+   * @param {object} options
+   * @param {HTMLSelectElement} options.microphone
+   * @param {HTMLSelectElement} options.speaker
+   * @param {HTMLElement} options.speakerField hidden where the browser cannot choose a speaker
+   * @param {boolean} options.canChooseSpeaker whether it can (HTMLMediaElement.setSinkId)
+   * @param {(kind: string, id: string) => Promise<unknown>|null} options.use switches the live
+   *   conversation to the device (null: no conversation to switch)
+   * @param {(text: string) => void} options.note says what happened to the choice
+   * @param {{devices: object, deviceNotices: string[], inputDevice: string, outputDevice: string}} options.shown
+   *   where the lists, the choices and the notices are recorded (window.voiceAgent)
+   */
+  constructor({ microphone, speaker, speakerField, canChooseSpeaker, use, note, shown }) {
+    Object.assign(this, { canChooseSpeaker, use, note, shown });
+    const picker = (select, kind) => new DevicePicker({ select, kind, choose: (id, why) => this.chose(kind, id, why) });
+    this.pickers = { audioinput: picker(microphone, "audioinput"), audiooutput: picker(speaker, "audiooutput") };
+    speakerField.hidden = !canChooseSpeaker;
+  }
+
+  /** The devices to start a conversation with ("" for the browser's default). */
+  get chosen() {
+    const { audioinput, audiooutput } = this.pickers;
+    return { microphone: audioinput.value, speaker: this.canChooseSpeaker ? audiooutput.value : "" };
+  }
+
+  /** List the browser's devices again (they changed, or the browser now names them). */
+  async refresh() {
+    const devices = await listDevices();
+    for (const [kind, picker] of Object.entries(this.pickers)) this.shown.devices[kind] = picker.update(devices);
+  }
+
+  /** Keep the lists up to date from now on, starting now. */
+  watch() {
+    watchDevices(() => this.refresh());
+    return this.refresh();
+  }
+
+  /** The person chose a device, or the chosen one went away: use it now if live, else at Start. */
+  async chose(kind, id, why) {
+    this.shown[kind === "audioinput" ? "inputDevice" : "outputDevice"] = id;
+    const select = this.pickers[kind].select;
+    const label = select.selectedOptions[0] ? select.selectedOptions[0].textContent : id;
+    if (why === "fallback") {
+      const text = `The ${NOUN[kind].toLowerCase()} you chose was disconnected: using “${label}”.`;
+      this.shown.deviceNotices.push(text);
+      this.note(text);
+    }
+    const switching = this.use(kind, id);
+    if (!switching) return;
+    try {
+      await switching;
+    } catch (error) {
+      console.warn("device", error);
+      this.note(`Could not switch to the ${NOUN[kind].toLowerCase()} “${label}”.`);
+    }
+  }
+}
+
 /** The browser's devices now ([] where it has none to list). */
 export async function listDevices() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.enumerateDevices) return [];

@@ -5,7 +5,7 @@
 import { Api } from "./api.js";
 import { UiError } from "./errors.js";
 import { seconds } from "./latency.js";
-import { lineItem } from "./transcript-view.js";
+import { lineDetails, lineItem } from "./transcript-view.js";
 
 const $ = (id) => document.getElementById(id);
 const api = Api.fromPage();
@@ -167,11 +167,7 @@ async function loadDetail(sessionId) {
     return;
   }
   setStatus(status, "ready", `${data.entries.length} line${data.entries.length === 1 ? "" : "s"}.`);
-  for (const entry of data.entries) {
-    list.append(lineItem(entry.role, entry.text, {
-      typed: entry.typed === true, interrupted: entry.interrupted === true, latency: entry.latency || null,
-    }));
-  }
+  for (const entry of data.entries) list.append(lineItem(entry.role, entry.text, lineDetails(entry)));
 }
 
 const sessionId = document.body.dataset.sessionId;

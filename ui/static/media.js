@@ -29,10 +29,14 @@ export function micError(error) {
   return new UiError("mic_busy", `The microphone could not be started (${name || error}).`);
 }
 
-/** livekit-client's own verdict on this browser (isBrowserSupported()); null if it did not load. */
-export async function livekitSupported() {
-  const livekit = await library;
+/** livekit-client's own verdict on this browser (isBrowserSupported()); null without one. */
+function verdict(livekit) {
   return livekit && typeof livekit.isBrowserSupported === "function" ? Boolean(livekit.isBrowserSupported()) : null;
+}
+
+/** The verdict once the library has loaded (null if it did not). */
+export async function livekitSupported() {
+  return verdict(await library);
 }
 
 /** Whether this browser can choose where audio plays (HTMLMediaElement.setSinkId). */
@@ -54,7 +58,7 @@ export class MediaRoom {
     const livekit = await library;
     if (!livekit || !livekit.Room) throw new UiError("client_missing", "The LiveKit client library did not load.");
     // Checked before anything connects: no WebRTC is not "the server is unreachable".
-    const support = browserSupport(globalThis, livekit.isBrowserSupported ? livekit.isBrowserSupported() : null);
+    const support = browserSupport(globalThis, verdict(livekit));
     if (!support.canCall) throw unsupportedError(support);
     return new MediaRoom(livekit, events);
   }

@@ -10,6 +10,7 @@
 // Keyboard: Space held anywhere but in a text box or on another control talks; Escape while
 // talking drops the turn. Enter, or a click that comes from no pointer (a screen reader),
 // starts talking, and the next one sends the turn.
+import { recall, remember } from "./storage.js";
 
 export const METHODS = Object.freeze({
   setMode: "ptt.set_mode", start: "ptt.start_turn", end: "ptt.end_turn", cancel: "ptt.cancel_turn",
@@ -36,14 +37,6 @@ export function spaceIsForTalking(target, holdButton) {
 const isSpace = (event) => event.code === "Space" || event.key === " ";
 const reason = (error) => String((error && error.message) || error || "no answer");
 
-function storage() {
-  try {
-    return globalThis.localStorage || null;
-  } catch {
-    return null; // storage refused (privacy settings): the choice is not remembered
-  }
-}
-
 export class PushToTalk {
   /**
    * @param {object} options
@@ -57,8 +50,7 @@ export class PushToTalk {
   constructor({ group, toggle, hold, call, changed = () => {}, note = () => {} }) {
     Object.assign(this, { group, toggle, hold, call, changed, note });
     this.label = hold.querySelector(".ptt-label") || hold;
-    this.store = storage();
-    this.wanted = this.store?.getItem(STORAGE_KEY) === "on"; // the person's choice
+    this.wanted = recall(STORAGE_KEY) === "on"; // the person's choice
     this.live = false; // a conversation with a microphone is live
     this.enabled = false; // the agent said push-to-talk is on
     this.switching = false; // a set_mode call is under way
@@ -92,11 +84,7 @@ export class PushToTalk {
   /** The person flipped the switch. */
   async choose(on) {
     this.wanted = on;
-    try {
-      this.store?.setItem(STORAGE_KEY, on ? "on" : "off");
-    } catch {
-      // not remembered; it still applies to this conversation
-    }
+    remember(STORAGE_KEY, on ? "on" : "off"); // if storage is refused, it still applies to this conversation
     await this.sync();
     if (this.live && this.enabled && on) this.hold.focus(); // Space talks from here
   }

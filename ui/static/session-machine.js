@@ -205,16 +205,19 @@ export class SessionMachine {
 
   /** Send a typed message to the agent; rejects if it could not be sent. */
   async sendText(text) {
-    const media = this.current && this.current.media;
-    if (!media || this.state !== State.LIVE) throw new UiError("connection_lost", "Not connected.");
-    await media.sendText(text);
+    await this.liveMedia().sendText(text);
   }
 
   /** Call the agent's RPC `method` (push-to-talk) in the live conversation; resolves to its answer. */
   async callAgent(method, payload) {
+    return this.liveMedia().callAgent(method, payload);
+  }
+
+  /** The live conversation's media room; throws when no conversation is live. */
+  liveMedia() {
     const media = this.current && this.current.media;
     if (!media || this.state !== State.LIVE) throw new UiError("connection_lost", "Not connected.");
-    return media.callAgent(method, payload);
+    return media;
   }
 
   // ---- one connection's parts -------------------------------------------------------------

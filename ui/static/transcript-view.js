@@ -5,6 +5,14 @@
 import { describeLatency, formatLatency } from "./latency.js";
 
 const NEAR_BOTTOM_PX = 48;
+// An interim line that is neither updated nor replaced by a final for this long was not
+// taken as words (noise, a cough): it goes away instead of lingering on screen.
+const INTERIM_LINGER_MS = 3000;
+
+/** A line's added keys, from a transcript message or a history entry: {typed, interrupted, latency}. */
+export const lineDetails = (message) => ({
+  typed: message.typed === true, interrupted: message.interrupted === true, latency: message.latency || null,
+});
 
 /** One line of a transcript: who spoke (and whether they typed it), then what they said. */
 export function lineParts(role, text, { typed = false } = {}) {
@@ -66,6 +74,7 @@ export class TranscriptView {
   constructor(el) {
     this.el = el;
     this.agentLine = null; // the agent's line while it speaks, until its final replaces it
+    this.interimExpiry = null;
     el.scroller.addEventListener("scroll", () => { if (this.nearBottom()) el.jump.hidden = true; }, { passive: true });
     el.jump.addEventListener("click", () => {
       this.scrollToEnd();
@@ -135,6 +144,13 @@ export class TranscriptView {
       interim.dataset.active = "false";
     }
     if (follow) this.scrollToEnd();
+  }
+
+  /** An interim line from the socket: shown until updated, replaced, or INTERIM_LINGER_MS pass. */
+  showInterim(text) {
+    clearTimeout(this.interimExpiry);
+    this.setInterim(text);
+    if (text) this.interimExpiry = setTimeout(() => this.setInterim(""), INTERIM_LINGER_MS);
   }
 
   clear() {
