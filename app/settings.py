@@ -38,6 +38,13 @@ def _env(name: str, default: str | None = None, *, required_in_production: bool 
 _DEV_SECRETS = {"dev-only-insecure-key", "secret"}
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _env(name, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
 def _env_secret(name: str, default: str) -> str:
     value = _env(name, default, required_in_production=True)
     if PRODUCTION and (len(value) < 32 or value in _DEV_SECRETS or value.startswith("django-insecure-")):
@@ -253,14 +260,12 @@ LIVEKIT_URL = _env("LIVEKIT_URL", "ws://127.0.0.1:7880", required_in_production=
 LIVEKIT_PUBLIC_URL = _env("LIVEKIT_PUBLIC_URL", LIVEKIT_URL)
 LIVEKIT_API_KEY = _env("LIVEKIT_API_KEY", "devkey", required_in_production=True)
 LIVEKIT_API_SECRET = _env_secret("LIVEKIT_API_SECRET", "secret")
-# The gateway class (a dotted path): unit tests name fakes.livekit.FakeLiveKitGateway here.
-LIVEKIT_GATEWAY = "app.voice.agent.livekit_gateway.LiveKitGateway"
 # A token is only needed to join: once in, LiveKit refreshes the client's token itself, so
 # it can be short. It also bounds how long an unused claim holds a room name.
 LIVEKIT_TOKEN_TTL_SECONDS = _env_int("LIVEKIT_TOKEN_TTL_SECONDS", 120, minimum=60, maximum=86400)
 
-# Voice pipeline. A provider set is named (or given as a dotted path to a builder): "openai",
-# the product, everywhere it runs; "fake" (scripted, in-process) for unit tests.
+# Voice pipeline. The provider set (app.voice.agent.providers): "openai", the product,
+# everywhere it runs; "fake" (scripted, in-process) for tests and benchmarks.
 OPENAI_API_KEY = _env("OPENAI_API_KEY")
 # Where the openai set sends its requests: OpenAI when empty, or any server that speaks its
 # protocol. Without a key, `./dev.sh run` and the tests start the offline one
@@ -272,7 +277,7 @@ OPENAI_STT_BASE_URL = _env("OPENAI_STT_BASE_URL", OPENAI_BASE_URL)
 OPENAI_LLM_BASE_URL = _env("OPENAI_LLM_BASE_URL", OPENAI_BASE_URL)
 OPENAI_TTS_BASE_URL = _env("OPENAI_TTS_BASE_URL", OPENAI_BASE_URL)
 OPENAI_LLM_MODEL = _env("OPENAI_LLM_MODEL", "gpt-4o-mini")
-VOICE_PROVIDERS = _env("VOICE_PROVIDERS", "openai")
+VOICE_PROVIDERS = _env_choice("VOICE_PROVIDERS", "openai", ("openai", "fake"))
 _openai_without_key = [
     name for name, url in (("OPENAI_STT_BASE_URL", OPENAI_STT_BASE_URL), ("OPENAI_LLM_BASE_URL", OPENAI_LLM_BASE_URL),
                            ("OPENAI_TTS_BASE_URL", OPENAI_TTS_BASE_URL)) if not url
@@ -306,9 +311,7 @@ VOICE_PARTICIPANT_TIMEOUT = _env_float(
 
 # Where agents run: "inprocess" (inside this ASGI process; one machine) or "dispatch"
 # (LiveKit dispatches each session to a `python -m app.voice.agent.worker start` worker).
-VOICE_AGENT_HOST = _env("VOICE_AGENT_HOST", "inprocess")
-if VOICE_AGENT_HOST not in {"inprocess", "dispatch"}:
-    raise ImproperlyConfigured("VOICE_AGENT_HOST must be inprocess or dispatch")
+VOICE_AGENT_HOST = _env_choice("VOICE_AGENT_HOST", "inprocess", ("inprocess", "dispatch"))
 VOICE_AGENT_NAME = _env("VOICE_AGENT_NAME", "voice-agent")
 # On SIGTERM a worker takes no new sessions and gives live ones this long before ending them.
 VOICE_WORKER_DRAIN_TIMEOUT = _env_int("VOICE_WORKER_DRAIN_TIMEOUT", 120, minimum=0, maximum=86400)
@@ -320,9 +323,7 @@ VOICE_WORKER_MAX_SESSIONS = _env_int("VOICE_WORKER_MAX_SESSIONS", 10, minimum=1,
 # Threads are not the default yet: in the e2e soak their long-lived database
 # connection held more PostgreSQL descriptors than the soak's leak bound allows (not yet
 # understood).
-VOICE_WORKER_JOB_EXECUTOR = _env("VOICE_WORKER_JOB_EXECUTOR", "process")
-if VOICE_WORKER_JOB_EXECUTOR not in {"thread", "process"}:
-    raise ImproperlyConfigured("VOICE_WORKER_JOB_EXECUTOR must be thread or process")
+VOICE_WORKER_JOB_EXECUTOR = _env_choice("VOICE_WORKER_JOB_EXECUTOR", "process", ("process", "thread"))
 # Health/info HTTP port of an agent worker (0: any free port).
 VOICE_WORKER_PORT = _env_int("VOICE_WORKER_PORT", 8081, minimum=0, maximum=65535)
 # How long POST /session waits for a dispatched agent to report that it has started.

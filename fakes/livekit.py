@@ -1,6 +1,6 @@
 """A LiveKit stand-in for unit tests: real JWTs, no server, rooms with a scripted person.
 
-``FakeLiveKitGateway`` is selected by ``settings.LIVEKIT_GATEWAY``. Each room it
+Tests route the gateway to ``FakeLiveKitGateway`` with ``using_gateway``. Each room it
 "joins" holds one person, scripted in time like ``FakeUserSpeech`` in livekit/agents'
 tests: present or not, saying real audio (so real Silero VAD hears real speech)
 after a pause, then silence; the test can make them leave or cut the connection.
@@ -25,7 +25,7 @@ from livekit.agents.voice.room_io import TextInputEvent
 from livekit.agents.voice.room_io.types import TextInputCallback
 from livekit.agents.voice.transcription import TranscriptSynchronizer
 
-from app.voice.agent.livekit_gateway import LiveKitGateway, RpcHandler
+from app.voice.livekit_gateway import LiveKitGateway, RpcHandler
 from app.voice.sessions.media_rooms import room_of
 
 FRAME_SECONDS = 0.02

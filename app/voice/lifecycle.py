@@ -14,7 +14,7 @@ import logging
 from django.conf import settings
 
 from app.voice.agent.host import get_host
-from app.voice.agent.livekit_gateway import get_gateway
+from app.voice.livekit_gateway import get_gateway
 from app.voice.models import EndReason, VoiceSession
 from app.voice.sessions import store
 from app.voice.sessions.ending import end_session

@@ -7,25 +7,25 @@ token is minted for it, and again when its session starts) until ``delete_room``
 session ends). Each claim of a room name has a LiveKit room of its own
 (sessions.media_rooms), so a token minted for a session's room joins nothing once the
 session is over, not even the room of the name's next owner.
-``settings.LIVEKIT_GATEWAY`` names the gateway class, so unit tests inject
-``fakes.livekit.FakeLiveKitGateway`` and need no server.
+
+It sits in the bottom layer, beside the models: the web views, the session lifecycle, the
+agent and the session endings all talk to the server through ``get_gateway()``. Unit tests
+and the offline benchmark route it to a fake with ``using_gateway``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Protocol
 
 import aiohttp
 import httpx
 from django.conf import settings
-from django.core.signals import setting_changed
-from django.utils.module_loading import import_string
 from livekit import api, rtc
 from livekit.agents import Agent, AgentSession, room_io
 from livekit.agents.voice.io import TextOutput
@@ -158,9 +158,8 @@ class LiveKitRoom:
 
 
 class LiveKitGateway:
-    def __init__(self, *, url: str, public_url: str, api_key: str, api_secret: str) -> None:
+    def __init__(self, *, url: str, api_key: str, api_secret: str) -> None:
         self.url = url
-        self.public_url = public_url
         self._api_key = api_key
         self._api_secret = api_secret
 
@@ -245,26 +244,31 @@ class LiveKitGateway:
             response.raise_for_status()
 
 
-@functools.cache
+_in_use: LiveKitGateway | None = None
+
+
 def get_gateway() -> LiveKitGateway:
-    cls: type[LiveKitGateway] = import_string(settings.LIVEKIT_GATEWAY)
-    return cls(
+    """The gateway to the configured server: built from the settings on each call (a few
+    strings, no connection), unless a fake is in use."""
+    return _in_use or LiveKitGateway(
         url=settings.LIVEKIT_URL,
-        public_url=settings.LIVEKIT_PUBLIC_URL,
         api_key=settings.LIVEKIT_API_KEY,
         api_secret=settings.LIVEKIT_API_SECRET,
     )
 
 
+@contextlib.contextmanager
+def using_gateway(gateway: LiveKitGateway) -> Iterator[LiveKitGateway]:
+    """Route every call to the server through `gateway` inside the block (tests, benchmarks)."""
+    global _in_use
+    previous, _in_use = _in_use, gateway
+    try:
+        yield gateway
+    finally:
+        _in_use = previous
+
+
 async def close_room(room: str) -> None:
-    """Delete a session's room at its end (sessions.ending calls this; see apps.py)."""
+    """Delete a session's room at its end (sessions.ending calls this)."""
     if await get_gateway().delete_room(room):
         log.info("room.deleted", extra={"room": room})
-
-
-def _reset(*, setting: str, **_: object) -> None:
-    if setting.startswith("LIVEKIT_"):
-        get_gateway.cache_clear()
-
-
-setting_changed.connect(_reset)

@@ -19,19 +19,27 @@ from channels.testing import WebsocketCommunicator
 from rest_framework.test import APIClient
 
 from app.asgi import application
-from app.voice.agent.livekit_gateway import get_gateway
+from app.voice.livekit_gateway import using_gateway
 from fakes.livekit import FakeLiveKitGateway
 from tests.unit.support import HOST, ORIGIN, SPEECH_WAV, cookie_header
 
 
 @pytest.fixture(autouse=True)
-def offline_settings(settings: object) -> Iterator[None]:
-    settings.LIVEKIT_GATEWAY = "fakes.livekit.FakeLiveKitGateway"  # type: ignore[attr-defined]
+def offline_settings(settings: object) -> None:
     settings.VOICE_PROVIDERS = "fake"  # type: ignore[attr-defined]
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}  # type: ignore[attr-defined]
-    get_gateway.cache_clear()
-    yield
-    get_gateway.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def gateway(settings: object) -> Iterator[FakeLiveKitGateway]:
+    """Every test talks to a fake LiveKit server of its own (real token minting, scripted rooms)."""
+    fake = FakeLiveKitGateway(
+        url=settings.LIVEKIT_URL,  # type: ignore[attr-defined]
+        api_key=settings.LIVEKIT_API_KEY,  # type: ignore[attr-defined]
+        api_secret=settings.LIVEKIT_API_SECRET,  # type: ignore[attr-defined]
+    )
+    with using_gateway(fake):
+        yield fake
 
 
 # ---- leaked asyncio tasks -------------------------------------------------------------
@@ -121,13 +129,6 @@ async def open_socket(api: httpx.AsyncClient) -> AsyncIterator[Callable[..., Awa
 
 
 # ---- fakes ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def gateway() -> FakeLiveKitGateway:
-    fake = get_gateway()
-    assert isinstance(fake, FakeLiveKitGateway)
-    return fake
 
 
 @pytest.fixture(scope="session")

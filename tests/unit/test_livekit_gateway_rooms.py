@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 from livekit import api
 
-from app.voice.agent import livekit_gateway
-from app.voice.agent.livekit_gateway import LiveKitGateway
+from app.voice import livekit_gateway
+from app.voice.livekit_gateway import LiveKitGateway
 
 NO_NODES = "could not find any available nodes"
 
@@ -38,7 +38,7 @@ def gateway_whose_api_fails(monkeypatch: pytest.MonkeyPatch, *errors: Exception 
 
 
 def gateway() -> LiveKitGateway:
-    return LiveKitGateway(url="ws://127.0.0.1:7880", public_url="ws://127.0.0.1:7880", api_key="k", api_secret="s" * 32)
+    return LiveKitGateway(url="ws://127.0.0.1:7880", api_key="k", api_secret="s" * 32)
 
 
 async def test_no_available_nodes_is_retried_until_a_node_is_back(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from channels.testing import WebsocketCommunicator
 from livekit import rtc
 
 from app.voice.agent import push_to_talk as ptt
-from app.voice.agent.providers import ProviderSet, shared_vad
+from app.voice.agent.providers import ProviderSet, shared_vad, using_providers
 from app.voice.sessions.info import SessionInfo
 from fakes.livekit import FakeLiveKitGateway, FakeRoom, PersonScript, ScriptedMicrophone, read_wav
 from fakes.llm import DEFAULT_GREETING, DEFAULT_REPLY, ScriptedLLM
@@ -45,13 +45,14 @@ db = pytest.mark.django_db(transaction=True)
 
 
 def providers(info: SessionInfo) -> ProviderSet:
-    """The fake set with the recogniser's lines above (``VOICE_PROVIDERS`` names this builder)."""
+    """The fake set with the recogniser's lines above."""
     return ProviderSet(vad=shared_vad(), stt=ScriptedSTT(utterances=LINES), llm=ScriptedLLM(), tts=ToneTTS())
 
 
 @pytest.fixture(autouse=True)
-def _push_to_talk_providers(settings: object) -> None:
-    settings.VOICE_PROVIDERS = f"{__name__}.providers"  # type: ignore[attr-defined]
+def _push_to_talk_providers() -> Iterator[None]:
+    with using_providers(providers):
+        yield
 
 
 @dataclass

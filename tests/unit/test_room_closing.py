@@ -44,12 +44,6 @@ async def assert_ended(session_id: str, reason: str) -> None:
     assert (session.status, session.end_reason) == ("ended", reason)
 
 
-def test_the_ending_path_is_wired_to_the_gateway() -> None:
-    """Django start-up (app.voice.apps) connects the sessions layer to the gateway."""
-    assert ending._room_closer is not None
-    assert ending._room_closer.__module__ == "app.voice.apps"
-
-
 async def test_a_token_creates_its_room_so_the_browser_can_join_before_the_session(
     api, gateway: FakeLiveKitGateway
 ) -> None:

@@ -19,9 +19,9 @@ from django.utils import timezone
 from app.voice import lifecycle
 from app.voice.agent import runner
 from app.voice.agent.host import get_host
-from app.voice.agent.livekit_gateway import get_gateway
 from app.voice.agent.runner import AgentRun
 from app.voice.lifespan import with_lifespan
+from app.voice.livekit_gateway import get_gateway
 from app.voice.models import EndReason, VoiceSession
 from app.voice.sessions import ending, store, sweeper
 from app.voice.sessions.groups import channel_layer, control_group

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import numpy as np
 import pytest
@@ -22,7 +22,7 @@ from livekit.agents.llm import ChatMessage
 from livekit.agents.voice.events import AgentStateChangedEvent, ConversationItemAddedEvent
 
 from app.voice.agent import event_bridge
-from app.voice.agent.providers import ProviderSet, shared_vad
+from app.voice.agent.providers import ProviderSet, shared_vad, using_providers
 from app.voice.models import TranscriptEntry
 from app.voice.sessions.info import SessionInfo
 from fakes.livekit import FRAME_SECONDS, FakeLiveKitGateway, PersonScript, read_wav
@@ -56,7 +56,7 @@ WORD_SECONDS = _voiced_seconds(SPEECH) / len(SENTENCES[0].split())
 
 def providers(info: SessionInfo) -> ProviderSet:
     """The fake set, with a recogniser that hears only what reaches it and a voice whose
-    lines end in silence (``VOICE_PROVIDERS`` names this builder)."""
+    lines end in silence."""
     return ProviderSet(
         vad=shared_vad(),
         stt=ScriptedSTT(utterances=SENTENCES, word_seconds=WORD_SECONDS),
@@ -133,8 +133,9 @@ def greeting_line(received: list[dict]) -> tuple[str, bool]:
 
 
 @pytest.fixture(autouse=True)
-def _talking_providers(settings: object) -> None:
-    settings.VOICE_PROVIDERS = f"{__name__}.providers"  # type: ignore[attr-defined]
+def _talking_providers() -> Iterator[None]:
+    with using_providers(providers):
+        yield
 
 
 Talk = Callable[[PersonScript, Callable[[list[dict]], bool]], Awaitable[tuple[str, list[dict]]]]
@@ -207,12 +208,12 @@ async def test_a_line_said_as_the_greeting_ends_is_heard_whole_and_answered(talk
 
 
 @db
-async def test_a_line_said_before_the_greeting_plays_is_heard_whole_and_answered(talk: Talk, settings) -> None:
+async def test_a_line_said_before_the_greeting_plays_is_heard_whole_and_answered(talk: Talk) -> None:
     """The person has said the whole line before the greeting's audio starts (a slow voice,
     as under load): the line is kept and answered; the greeting, not yet heard, may go."""
-    settings.VOICE_PROVIDERS = f"{__name__}.slow_voice_providers"
     line = SENTENCES[0]
-    session_id, received = await talk(says(0.2), answered(line))
+    with using_providers(slow_voice_providers):
+        session_id, received = await talk(says(0.2), answered(line))
     assert_heard_whole_and_answered(received, line)
     assert ("user", line, False) in await stored(session_id)
 

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import json
 import logging
 from typing import Protocol
 
 from django.conf import settings
-from django.core.signals import setting_changed
 from livekit.agents.utils import http_context
 
-from app.voice.agent.livekit_gateway import get_gateway
 from app.voice.agent.providers import prewarm_providers
 from app.voice.agent.runner import AgentRun
+from app.voice.livekit_gateway import get_gateway
 from app.voice.models import EndReason
 from app.voice.sessions.groups import channel_layer
 from app.voice.sessions.info import SessionInfo
@@ -124,14 +122,8 @@ class DispatchHost:
         """The models are loaded by the workers, not by the web process."""
 
 
-@functools.cache
+HOSTS: dict[str, AgentHost] = {"inprocess": InProcessHost(), "dispatch": DispatchHost()}
+
+
 def get_host() -> AgentHost:
-    return DispatchHost() if settings.VOICE_AGENT_HOST == "dispatch" else InProcessHost()
-
-
-def _reset(*, setting: str, **_: object) -> None:
-    if setting == "VOICE_AGENT_HOST":
-        get_host.cache_clear()
-
-
-setting_changed.connect(_reset)
+    return HOSTS[settings.VOICE_AGENT_HOST]

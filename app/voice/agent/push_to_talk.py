@@ -35,7 +35,7 @@ from livekit import rtc
 from livekit.agents import Agent, AgentSession
 from livekit.agents.llm import ChatContext, ChatMessage, StopResponse
 
-from app.voice.agent.livekit_gateway import RpcHandler
+from app.voice.livekit_gateway import RpcHandler
 
 log = logging.getLogger("app.voice.agent")
 

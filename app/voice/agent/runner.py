@@ -16,11 +16,11 @@ from django.conf import settings
 from livekit.agents import AgentSession, CloseEvent, CloseReason, utils
 
 from app.voice.agent import event_bridge
-from app.voice.agent.livekit_gateway import AgentRoom, get_gateway
-from app.voice.agent.providers import build_providers
+from app.voice.agent.providers import ProviderSet, build_providers
 from app.voice.agent.push_to_talk import Assistant, PushToTalk
 from app.voice.agent.turn import turn_handling
 from app.voice.agent.typed_input import TypedInputGate
+from app.voice.livekit_gateway import AgentRoom, get_gateway
 from app.voice.models import EndReason
 from app.voice.sessions import store
 from app.voice.sessions.ending import end_session
@@ -61,8 +61,10 @@ CONTROL_CLOSE = "session.control_close"  # the run's last message to its own lis
 
 
 class AgentRun:
-    def __init__(self, info: SessionInfo) -> None:
+    def __init__(self, info: SessionInfo, providers: ProviderSet | None = None) -> None:
+        """`providers`: the services to talk through (default: the set the settings name)."""
         self.info = info
+        self.providers = providers
         self.room: AgentRoom | None = None
         self.session: AgentSession | None = None
         self.publisher: event_bridge.TranscriptPublisher | None = None
@@ -109,7 +111,7 @@ class AgentRun:
 
     async def _start(self, room: AgentRoom | None) -> None:
         info = self.info
-        providers = build_providers(info)
+        providers = self.providers or build_providers(info)
         # Finals the database could not take for too long are lost: the session ends, saying so.
         self.publisher = event_bridge.TranscriptPublisher(
             info.session_id, on_overflow=lambda: self.request_stop(EndReason.ERROR)

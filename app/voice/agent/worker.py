@@ -25,9 +25,9 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from livekit.agents import AgentServer, AutoSubscribe, JobContext, JobExecutorType, JobProcess, cli  # noqa: E402
 
-from app.voice.agent.livekit_gateway import LiveKitRoom  # noqa: E402
 from app.voice.agent.providers import prewarm_providers  # noqa: E402
 from app.voice.agent.runner import AgentRun  # noqa: E402
+from app.voice.livekit_gateway import LiveKitRoom  # noqa: E402
 from app.voice.models import EndReason  # noqa: E402
 from app.voice.sessions import store  # noqa: E402
 from app.voice.sessions.ending import end_session  # noqa: E402

@@ -33,7 +33,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.voice import lifecycle
-from app.voice.agent.livekit_gateway import get_gateway
+from app.voice.livekit_gateway import get_gateway
 from app.voice.contract import rules
 from app.voice.http import export
 from app.voice.http.api_schema import SESSION_ID, errors
@@ -90,10 +90,9 @@ class TokenView(RateLimitedMixin, APIView):
         room, identity = params.validated_data["room"], params.validated_data["identity"]
         ttl = timedelta(seconds=settings.LIVEKIT_TOKEN_TTL_SECONDS)
         media_room = async_to_sync(store.claim_room)(room, identity, ttl, visitor=visitor_of(request))
-        gateway = get_gateway()
-        token = gateway.mint_token(room=media_room, identity=identity, ttl=ttl)
+        token = get_gateway().mint_token(room=media_room, identity=identity, ttl=ttl)
         _create_room(room, media_room)
-        return Response({"token": token, "url": gateway.public_url, "room": room, "identity": identity})
+        return Response({"token": token, "url": settings.LIVEKIT_PUBLIC_URL, "room": room, "identity": identity})
 
 
 def _create_room(room: str, media_room: str) -> None:

@@ -5,18 +5,16 @@ can call it.
 Every ending passes here, so this is where the session's LiveKit room is closed: after the
 row is ended and the WebSocket clients are told (they learn why before their media drops),
 the room is deleted on the server, which disconnects whoever is still in it, and since the
-server does not create rooms on join, a token minted for it cannot enter it again. The
-deleting itself lives in the LiveKit gateway, above this layer; the app wires it in with
-``set_room_closer`` when Django starts (app.voice.apps).
+server does not create rooms on join, a token minted for it cannot enter it again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 from app.voice.contract import messages
+from app.voice.livekit_gateway import close_room
 from app.voice.models import EndReason
 from app.voice.sessions import store
 from app.voice.sessions.groups import channel_layer, transcript_group
@@ -24,18 +22,9 @@ from app.voice.sessions.info import SessionInfo
 
 log = logging.getLogger("app.voice.sessions")
 
-RoomCloser = Callable[[str], Awaitable[None]]
 # An ending never waits longer than this for LiveKit: a server that is down or stalled
 # leaves its room to its own empty/departure timeouts, and the ending goes on.
 ROOM_CLOSE_TIMEOUT = 5.0
-
-_room_closer: RoomCloser | None = None
-
-
-def set_room_closer(closer: RoomCloser | None) -> None:
-    """What deletes a room on the LiveKit server (None: nothing, e.g. in a bare script)."""
-    global _room_closer
-    _room_closer = closer
 
 
 async def end_session(info: SessionInfo, reason: EndReason) -> None:
@@ -60,11 +49,8 @@ async def end_session(info: SessionInfo, reason: EndReason) -> None:
 
 
 async def _close_room(info: SessionInfo) -> None:
-    if _room_closer is None:
-        log.warning("room.close_unwired", extra={"session_id": info.session_id, "room": info.room})
-        return
     try:
-        await asyncio.wait_for(_room_closer(info.livekit_room), ROOM_CLOSE_TIMEOUT)
+        await asyncio.wait_for(close_room(info.livekit_room), ROOM_CLOSE_TIMEOUT)
     except Exception as exc:  # LiveKit down or refusing: the session has ended regardless
         log.warning(
             "room.close_failed",
