@@ -1,27 +1,34 @@
-"""The WebSocket message schema and the error body, in one place.
+"""The transcript socket's messages as types, and the error body.
 
-Every message the transcript socket carries is built here, so the event bridge,
-persistence, the consumer and the tests agree on the exact shapes the requirements
-name (interim, final, speech events). Keys may be added (``seq``, ``interrupted``,
-``typed``, ``latency``), never renamed or removed. Messages beyond the requirement's
-carry a ``type`` key (``agent_state``, ``agent_partial``, ``pong``), so a client that
-knows only the requirement's shapes can ignore them. ``JSON_SCHEMA`` describes them
-all. HTTP errors and WebSocket error frames share ``error_body``.
+Every message the socket carries is a model here, so the event bridge, persistence, the
+consumer and the tests agree on the exact shapes the requirements name (interim, final,
+speech events). Keys may be added (``seq``, ``interrupted``, ``typed``, ``latency``), never
+renamed or removed. Messages beyond the requirement's carry a ``type`` key (``agent_state``,
+``agent_partial``, ``pong``), so a client that knows only the requirement's shapes can
+ignore them. The builders return the plain dicts the channel layer carries; ``JSON_SCHEMA``
+is generated from the models. A client may send only a ping (``client_message``). HTTP
+errors and WebSocket error frames share ``error_body``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict, get_args
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from pydantic.json_schema import SkipJsonSchema
+from typing_extensions import TypedDict  # pydantic takes typing's TypedDict from Python 3.12 on
 
 Role = Literal["user", "agent"]
 SpeechEvent = Literal["speech_started", "speech_ended"]
 AgentState = Literal["initializing", "listening", "thinking", "speaking", "idle"]
-ROLES: tuple[Role, ...] = ("user", "agent")
+ROLES: tuple[Role, ...] = get_args(Role)
 AGENT_STATES: tuple[AgentState, ...] = get_args(AgentState)
 
 Message = dict[str, Any]
+Ms = Annotated[int, Field(ge=0)]
 
 
+@with_config(ConfigDict(extra="forbid"))
 class Latency(TypedDict):
     """One reply's latency in whole milliseconds: ``total_ms`` from the end of the person's
     speech (or the typed message) to the agent's first audio; its parts from the session's
@@ -29,14 +36,136 @@ class Latency(TypedDict):
     The parts overlap (the transcript is awaited during the end-of-turn wait), so they need
     not add up to the total."""
 
-    total_ms: int
-    end_of_turn_ms: int | None
-    stt_ms: int | None
-    llm_ms: int | None
-    tts_ms: int | None
+    total_ms: Ms
+    end_of_turn_ms: Ms | None
+    stt_ms: Ms | None
+    llm_ms: Ms | None
+    tts_ms: Ms | None
 
 
-LATENCY_PARTS = ("end_of_turn_ms", "stt_ms", "llm_ms", "tts_ms")
+class _Message(BaseModel):
+    # A builder refuses a key its message does not have; a client must accept added keys.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"additionalProperties": True})
+
+
+class _Numbered(_Message):
+    """A message the session's publisher numbers (``with_seq``)."""
+
+    seq: Annotated[int, Field(ge=1, description="order of the session's messages, from 1")] | SkipJsonSchema[None] = (
+        Field(default=None, exclude_if=lambda seq: seq is None)
+    )
+
+
+class UserInterim(_Numbered):
+    """The requirement's interim transcript; the agent has none."""
+
+    role: Literal["user"]
+    text: str
+    final: Literal[False]
+
+
+class UserFinal(_Numbered):
+    """The requirement's final transcript of the person; added: ``typed`` (typed, not spoken)."""
+
+    role: Literal["user"]
+    text: str
+    final: Literal[True]
+    typed: bool = False
+
+
+class AgentFinal(_Numbered):
+    """The requirement's final transcript of the agent (what was said, only that when cut off);
+    added: ``interrupted`` (the person cut it off) and ``latency`` (how long the reply took to
+    start; None for a line that answers no turn, like the greeting)."""
+
+    role: Literal["agent"]
+    text: str
+    final: Literal[True]
+    interrupted: bool = False
+    latency: Latency | None = None
+
+
+class Speech(_Numbered):
+    """Someone started or stopped speaking."""
+
+    role: Role
+    event: SpeechEvent
+
+
+class AgentStateChanged(_Numbered):
+    """The agent's state changed (added message)."""
+
+    type: Literal["agent_state"]
+    state: AgentState
+
+
+class AgentPartial(_Numbered):
+    """The words of the agent's current reply heard so far, in step with its audio (added
+    message); the reply's final line follows."""
+
+    type: Literal["agent_partial"]
+    text: str
+
+
+class SessionEnded(_Message):
+    """Announced just before the server closes the socket at the end of a session."""
+
+    event: Literal["session_ended"]
+    reason: str
+
+
+class Pong(_Message):
+    """Answer to a client's ping."""
+
+    type: Literal["pong"]
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+
+
+class Error(_Numbered):
+    """The one error shape, for HTTP answers and WebSocket error frames alike. Numbered when
+    the agent sends it (a typed line it refused, lines it could not save); not when it answers
+    the client's own frame."""
+
+    error: ErrorDetail
+
+
+ServerMessage = (
+    UserInterim | UserFinal | AgentFinal | Speech | AgentStateChanged | AgentPartial | SessionEnded | Pong | Error
+)
+
+JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "Transcript socket message (server to client)",
+    **TypeAdapter(ServerMessage).json_schema(),
+}
+
+
+class Ping(BaseModel):
+    """The client's keep-alive, answered with a pong."""
+
+    type: Literal["ping"]
+
+
+# What a client may send, told apart by `type`; another message would join the union.
+ClientMessage = Annotated[Ping, Field(discriminator="type")]
+_CLIENT_MESSAGE: TypeAdapter[Ping] = TypeAdapter(ClientMessage)
+
+
+def client_message(frame: str) -> Ping | None:
+    """A client's text frame as its message, or None when it is none the socket accepts."""
+    try:
+        return _CLIENT_MESSAGE.validate_json(frame)
+    except ValidationError:
+        return None
+
+
+_TRANSCRIPT: TypeAdapter[UserInterim | UserFinal | AgentFinal] = TypeAdapter(UserInterim | UserFinal | AgentFinal)
 
 
 def transcript(
@@ -48,65 +177,36 @@ def transcript(
     typed: bool = False,
     latency: Latency | None = None,
 ) -> Message:
-    """Interim (user only) or final transcript line. Added keys: a user's final says whether
-    it was typed rather than spoken (``typed``); an agent's final says whether the person cut
-    it off (``interrupted``) and how long the reply took to start (``latency``, None for a
-    line that answers no turn, like the greeting)."""
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}")
-    if role == "agent" and not final:
-        raise ValueError("agent transcripts are always final")
-    if interrupted and role != "agent":
-        raise ValueError("only the agent's lines can be interrupted")
-    if typed and (role != "user" or not final):
-        raise ValueError("only the user's final lines can be typed")
-    if latency is not None and role != "agent":
-        raise ValueError("only the agent's lines have a latency")
-    message: Message = {"role": role, "text": text, "final": final}
-    if role == "agent":
-        message["interrupted"] = interrupted
-        message["latency"] = None if latency is None else dict(latency)
-    elif final:
-        message["typed"] = typed
-    return message
+    """Interim (user only) or final transcript line, with the added keys of its kind; an added
+    key set on a line of another kind is a ValueError (pydantic's ValidationError)."""
+    added = {"interrupted": interrupted, "typed": typed, "latency": latency}
+    line = {"role": role, "text": text, "final": final, **{key: value for key, value in added.items() if value}}
+    return _TRANSCRIPT.validate_python(line).model_dump()
 
 
-def agent_state(state: str) -> Message:
-    """The agent's state changed (added message)."""
-    if state not in AGENT_STATES:
-        raise ValueError(f"unknown agent state {state!r}")
-    return {"type": "agent_state", "state": state}
+def agent_state(state: AgentState) -> Message:
+    return AgentStateChanged(type="agent_state", state=state).model_dump()
 
 
 def agent_partial(text: str) -> Message:
-    """The words of the agent's current reply heard so far, in step with its audio (added
-    message); the reply's final line follows."""
-    return {"type": "agent_partial", "text": text}
+    return AgentPartial(type="agent_partial", text=text).model_dump()
 
 
 def speech(role: Role, event: SpeechEvent) -> Message:
-    """Someone started or stopped speaking."""
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}")
-    if event not in ("speech_started", "speech_ended"):
-        raise ValueError(f"unknown speech event {event!r}")
-    return {"role": role, "event": event}
+    return Speech(role=role, event=event).model_dump()
 
 
 def session_ended(reason: str) -> Message:
-    """Announced just before the server closes the socket at the end of a session."""
-    return {"event": "session_ended", "reason": reason}
+    return SessionEnded(event="session_ended", reason=reason).model_dump()
 
 
 def pong() -> Message:
-    """Answer to a client's {"type": "ping"} keep-alive."""
-    return {"type": "pong"}
+    return Pong(type="pong").model_dump()
 
 
 def error_body(code: str, message: str, **extra: Any) -> Message:
-    """The one error shape, for HTTP answers and WebSocket error frames alike:
-    ``{"error": {"code": snake_case, "message": human text, ...extra}}``."""
-    return {"error": {"code": code, "message": message, **extra}}
+    """``{"error": {"code": snake_case, "message": human text, ...extra}}``."""
+    return Error(error=ErrorDetail(code=code, message=message, **extra)).model_dump()
 
 
 def is_final_transcript(message: Message) -> bool:
@@ -116,121 +216,3 @@ def is_final_transcript(message: Message) -> bool:
 def with_seq(message: Message, seq: int) -> Message:
     """Numbered copy, so a client (and a late subscriber's replay) can order and dedupe."""
     return {**message, "seq": seq}
-
-
-# ---- JSON Schema of every server → client message (draft 2020-12) ---------------------------
-
-_SEQ = {"type": "integer", "minimum": 1, "description": "order of the session's messages, from 1"}
-_MS = {"type": "integer", "minimum": 0}
-_PART = {"type": ["integer", "null"], "minimum": 0}
-
-JSON_SCHEMA: dict[str, Any] = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "Transcript socket message (server to client)",
-    "oneOf": [
-        {
-            "title": "user interim",
-            "type": "object",
-            "properties": {
-                "role": {"const": "user"},
-                "text": {"type": "string"},
-                "final": {"const": False},
-                "seq": _SEQ,
-            },
-            "required": ["role", "text", "final"],
-        },
-        {
-            "title": "user final",
-            "type": "object",
-            "properties": {
-                "role": {"const": "user"},
-                "text": {"type": "string"},
-                "final": {"const": True},
-                "typed": {"type": "boolean", "description": "added: typed, not spoken"},
-                "seq": _SEQ,
-            },
-            "required": ["role", "text", "final"],
-        },
-        {
-            "title": "agent final",
-            "type": "object",
-            "properties": {
-                "role": {"const": "agent"},
-                "text": {"type": "string", "description": "what was said (only that, when interrupted)"},
-                "final": {"const": True},
-                "interrupted": {"type": "boolean", "description": "added: the person cut the line off"},
-                "latency": {
-                    "description": "added: end of the person's turn → the agent's first audio",
-                    "oneOf": [
-                        {"type": "null"},
-                        {
-                            "type": "object",
-                            "properties": {"total_ms": _MS, **{part: _PART for part in LATENCY_PARTS}},
-                            "required": ["total_ms", *LATENCY_PARTS],
-                            "additionalProperties": False,
-                        },
-                    ],
-                },
-                "seq": _SEQ,
-            },
-            "required": ["role", "text", "final"],
-        },
-        {
-            "title": "speech event",
-            "type": "object",
-            "properties": {
-                "role": {"enum": list(ROLES)},
-                "event": {"enum": ["speech_started", "speech_ended"]},
-                "seq": _SEQ,
-            },
-            "required": ["role", "event"],
-        },
-        {
-            "title": "agent state (added)",
-            "type": "object",
-            "properties": {
-                "type": {"const": "agent_state"},
-                "state": {"enum": list(AGENT_STATES)},
-                "seq": _SEQ,
-            },
-            "required": ["type", "state"],
-        },
-        {
-            "title": "agent partial (added)",
-            "type": "object",
-            "properties": {
-                "type": {"const": "agent_partial"},
-                "text": {"type": "string", "description": "the current reply's words spoken so far"},
-                "seq": _SEQ,
-            },
-            "required": ["type", "text"],
-        },
-        {
-            "title": "session ended",
-            "type": "object",
-            "properties": {"event": {"const": "session_ended"}, "reason": {"type": "string"}},
-            "required": ["event", "reason"],
-        },
-        {
-            "title": "pong",
-            "type": "object",
-            "properties": {"type": {"const": "pong"}},
-            "required": ["type"],
-        },
-        {
-            "title": "error",
-            "type": "object",
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-                    "required": ["code", "message"],
-                },
-                # Numbered when the agent sends it (a typed line it refused); not for a reply
-                # to the client's own frame.
-                "seq": _SEQ,
-            },
-            "required": ["error"],
-        },
-    ],
-}

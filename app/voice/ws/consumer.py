@@ -9,7 +9,6 @@ app.voice.contract.close_codes.
 
 from __future__ import annotations
 
-import json
 from typing import Any, cast
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -86,14 +85,9 @@ class TranscriptConsumer(AsyncJsonWebsocketConsumer):
         if (code := limits.frame_verdict(self.frame_budget, text_data, bytes_data)) is not None:
             limits.log.info("ws.closed_for_abuse", extra={"code": code})
             return await self.close(code)
-        frame = None
         if text_data is not None and len(text_data) <= MAX_CLIENT_FRAME_CHARS:
-            try:
-                frame = json.loads(text_data)
-            except (ValueError, RecursionError):  # RecursionError: deeply nested arrays
-                frame = None
-        if isinstance(frame, dict) and frame.get("type") == "ping":
-            return await self.send_json(messages.pong())
+            if isinstance(messages.client_message(text_data), messages.Ping):
+                return await self.send_json(messages.pong())
         await self.send_json(
             messages.error_body(
                 "unsupported_frame", 'This socket only sends; the only accepted frame is {"type": "ping"}.'
