@@ -4,15 +4,14 @@
 #   .\dev.ps1 converse [name]   play the scripted conversations in Chromium, report each turn
 #   .\dev.ps1 soak [N]  the fault soak: N random cycles (default 50) on the production shape, then a report
 #   .\dev.ps1 setup   only install
-#   .\dev.ps1 lock    re-resolve requirements\*.txt after editing the ranges in pyproject.toml
+#   .\dev.ps1 lock    re-resolve uv.lock (and export requirements\*.txt) after editing the ranges in pyproject.toml
 $ErrorActionPreference = "Stop"
 Set-Location -Path $PSScriptRoot
 
 $Python = if ($env:PYTHON) { $env:PYTHON } else { "py" }
 $Venv = ".venv"
 $VenvPython = Join-Path $Venv "Scripts\python.exe"
-$Lock = "requirements\dev.txt"  # exact versions and hashes (runtime + development)
-$Stamp = Join-Path $Venv ".requirements.sha"
+$VenvUv = Join-Path $Venv "Scripts\uv.exe"
 
 if (-not (Test-Path $VenvPython)) {
     & $Python -c "import sys; sys.exit(sys.version_info < (3, 11))"
@@ -24,15 +23,17 @@ if (-not (Test-Path $VenvPython)) {
     & $Python -m venv $Venv
     if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 }
-$Want = (Get-FileHash $Lock -Algorithm SHA256).Hash.ToLower()
-$Have = if (Test-Path $Stamp) { (Get-Content $Stamp -Raw).Trim() } else { "" }
-if ($Have -ne $Want) {
-    Write-Host "==> installing Python dependencies from $Lock (first run: a few minutes)"
-    & $VenvPython -m pip install --quiet --upgrade pip
-    & $VenvPython -m pip install --progress-bar off --require-hashes -r $Lock
+if (-not (Test-Path $VenvUv)) {
+    Write-Host "==> installing uv into $Venv (requirements\uv.txt: uv.lock's version, hash-checked)"
+    & $VenvPython -m pip install --quiet --require-hashes --no-deps -r requirements\uv.txt
     if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
-    Set-Content -Path $Stamp -Value $Want
 }
+# Install what uv.lock has and the virtualenv lacks (exact versions, every file hash-checked;
+# nothing when they agree). --locked refuses a uv.lock that pyproject.toml's ranges no longer
+# match, except for `lock`, which re-resolves it.
+$Locked = if ($args.Count -gt 0 -and $args[0] -eq "lock") { "--frozen" } else { "--locked" }
+& $VenvUv sync $Locked
+if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 
 & $VenvPython -m devtools @args
 exit $LASTEXITCODE

@@ -5,14 +5,12 @@
 #   ./dev.sh converse [name]   play the scripted conversations in Chromium, report each turn
 #   ./dev.sh soak [N]  the fault soak: N random cycles (default 50) on the production shape, then a report
 #   ./dev.sh setup   only install
-#   ./dev.sh lock    re-resolve requirements/*.txt after editing the ranges in pyproject.toml
+#   ./dev.sh lock    re-resolve uv.lock (and export requirements/*.txt) after editing the ranges in pyproject.toml
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
-LOCK=requirements/dev.txt  # exact versions and hashes (runtime + development)
-STAMP="$VENV/.requirements.sha"
 
 if [ ! -x "$VENV/bin/python" ]; then
   if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
@@ -22,12 +20,15 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "==> creating Python virtualenv in $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-want=$(sha256sum "$LOCK" | cut -d' ' -f1)
-if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
-  echo "==> installing Python dependencies from $LOCK (first run: a few minutes)"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --progress-bar off --require-hashes -r "$LOCK"
-  echo "$want" > "$STAMP"
+if [ ! -x "$VENV/bin/uv" ]; then
+  echo "==> installing uv into $VENV (requirements/uv.txt: uv.lock's version, hash-checked)"
+  "$VENV/bin/python" -m pip install --quiet --require-hashes --no-deps -r requirements/uv.txt
 fi
+# Install what uv.lock has and the virtualenv lacks (exact versions, every file hash-checked;
+# nothing when they agree). --locked refuses a uv.lock that pyproject.toml's ranges no longer
+# match, except for `lock`, which re-resolves it.
+locked=--locked
+if [ "${1:-}" = lock ]; then locked=--frozen; fi
+"$VENV/bin/uv" sync "$locked"
 
 exec "$VENV/bin/python" -m devtools "$@"

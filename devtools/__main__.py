@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from devtools import locks, setup
+from devtools import setup
 from devtools.stack import ROOT, StackConfig, running_stack
 
 PYTEST_NO_TESTS = 5
@@ -22,6 +22,18 @@ LINTED = ["app", "ui", "fakes", "devtools", "tests", "bench", "offline_openai"]
 # its contracts from pyproject.toml ([tool.importlinter]).
 LINT_IMPORTS = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
 # The type checker reads its file list and settings from pyproject.toml ([tool.mypy]).
+
+# The lock is uv.lock (`uv lock` resolves pyproject.toml's ranges). These files are exported from
+# it for installs without uv: production's (no dev group, so no test tool) and the uv that dev.sh
+# and dev.ps1 bootstrap with. Each file's header names the `uv export` options that wrote it.
+LOCK_EXPORTS = {"requirements/runtime.txt": ["--no-dev"], "requirements/uv.txt": ["--only-emit-package", "uv"]}
+
+
+def _export(options: list[str]) -> str | None:
+    """uv.lock exported with these options (this environment's uv, the locked one); None if it failed."""
+    cmd = [sys.executable, "-m", "uv", "export", "--frozen", *options]
+    result = subprocess.run(cmd, cwd=ROOT, text=True, stdout=subprocess.PIPE)
+    return result.stdout if result.returncode == 0 else None
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -92,23 +104,27 @@ def lint() -> int:
     failures += not _tool(sys.executable, "-c", LINT_IMPORTS)
     setup.step("lint: types (mypy)")
     failures += not _tool(sys.executable, "-m", "mypy")
-    setup.step("lint: lock files match pyproject.toml")
-    problems = locks.check()
-    for problem in problems:
-        print(f"    {problem}", flush=True)
-    if not problems:
-        print("    requirements/*.txt match the ranges; no test tool in the runtime lock", flush=True)
-    failures += bool(problems)
+    setup.step("lint: uv.lock matches pyproject.toml, requirements/*.txt are its exports")
+    failures += not _tool(sys.executable, "-m", "uv", "lock", "--check")
+    for name, options in LOCK_EXPORTS.items():
+        path = ROOT / name
+        if not path.exists() or path.read_text(encoding="utf-8") != _export(options):
+            print(f"    {name} is not uv.lock's export: run `./dev.sh lock`", flush=True)
+            failures += 1
     return failures
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    setup.step(f"resolving {locks.DEV_LOCK.relative_to(ROOT)} and {locks.RUNTIME_LOCK.relative_to(ROOT)}")
-    locks.lock(upgrade=args.upgrade)
-    problems = locks.check()
-    for problem in problems:
-        print(f"    {problem}", flush=True)
-    return 1 if problems else 0
+    """Resolve uv.lock (versions already locked stay unless the ranges exclude them or --upgrade
+    asks for the newest allowed), then write its exports."""
+    setup.step(f"resolving uv.lock, exporting {', '.join(LOCK_EXPORTS)}")
+    if not _tool(sys.executable, "-m", "uv", "lock", *(["--upgrade"] if args.upgrade else [])):
+        return 1
+    for name, options in LOCK_EXPORTS.items():
+        if (export := _export(options)) is None:
+            return 1
+        (ROOT / name).write_text(export, encoding="utf-8", newline="\n")
+    return 0
 
 
 def cmd_test(args: argparse.Namespace) -> int:
@@ -161,7 +177,7 @@ def main() -> int:
     p.add_argument("cycles", nargs="?", type=int, default=50, help="how many cycles (default 50)")
     p.add_argument("--seed", type=int, default=None, help="repeat a run (its seed is printed)")
     p.set_defaults(func=cmd_soak)
-    p = sub.add_parser("lock", help="resolve requirements/*.txt (versions and hashes) from pyproject.toml")
+    p = sub.add_parser("lock", help="resolve uv.lock from pyproject.toml, export requirements/*.txt from it")
     p.add_argument("--upgrade", action="store_true", help="take the newest versions the ranges allow")
     p.set_defaults(func=cmd_lock)
     args = parser.parse_args()
