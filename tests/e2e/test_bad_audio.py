@@ -20,17 +20,19 @@ from tests.e2e.speech import MIC_RATE, sound_file
 from tests.e2e.support import Api, final_lines, open_chat, press_start, press_stop, unique, wait_until
 
 SECONDS = 6  # the sound plays once, after a pause for the greeting (long enough for several VAD turns)
+LEAD = 5  # the greeting's audio ends ~4.4 s after the microphone starts (tests/e2e/test_talking_over.py)
+TAIL = 2  # then silence: the last turn the sound may have started ends (0.7 s) and is answered
 
 
 def sound(name: str) -> np.ndarray:
-    lead = np.zeros(6 * MIC_RATE, np.int16)
+    lead = np.zeros(LEAD * MIC_RATE, np.int16)
     if name == "silence":
         body = np.zeros(SECONDS * MIC_RATE, np.int16)
     elif name == "noise":
         body = np.random.default_rng(7).normal(0, 6000, SECONDS * MIC_RATE).astype(np.int16)
     else:  # gibberish: a real sentence, backwards
         body = synthesize("What is the weather like in Paris today?", rate=MIC_RATE)[::-1].copy()
-    return np.concatenate([lead, body, np.zeros(4 * MIC_RATE, np.int16)])
+    return np.concatenate([lead, body, np.zeros(TAIL * MIC_RATE, np.int16)])
 
 
 @pytest.mark.parametrize("name", ["silence", "noise", "gibberish"])

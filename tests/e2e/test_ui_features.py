@@ -37,9 +37,9 @@ window.__setDeviceHidden = (id, hidden) => {
 """
 
 # Said while muted, then said after unmuting: only the second may ever reach the agent.
-MUTED_SENTENCE = Utterance("Tell me a story about a dragon.", pause_after=7.0)
+MUTED_SENTENCE = Utterance("Tell me a story about a dragon.", pause_after=4.0)
 HEARD_SENTENCE = Utterance("My favorite color is green.", pause_after=9.0)
-MUTE_LEAD = 12.0  # seconds of silence first: time to start, hear the greeting and mute
+MUTE_LEAD = 8.0  # seconds of silence first: time to start and mute (the greeting plays meanwhile)
 
 
 def user_messages(page: Page) -> list[dict[str, Any]]:
