@@ -128,14 +128,17 @@ def cmd_lock(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    if args.suite != "lint":
-        setup.for_tests()
+    # On a fresh machine the LiveKit server and geckodriver builds (minutes of compiling) go
+    # on while the lint step and the unit tests run; only the end-to-end tests need them.
+    wait_for_builds = setup.for_tests(builds_in_background=True) if args.suite != "lint" else None
     failures = 0
     if args.suite in ("all", "lint"):
         failures += lint()
     if args.suite in ("all", "unit"):
         setup.step("unit tests (a worker per core; `-- -n 0` runs them in this process)")
         failures += _pytest("tests/unit", *UNIT_PARALLEL, *args.pytest_args) != 0
+    if wait_for_builds is not None:
+        wait_for_builds()
     if args.suite in ("all", "e2e"):
         setup.step("end-to-end tests (real LiveKit, Django, Flask, Chromium)")
         on_failure = ["--screenshot=only-on-failure", f"--output={ROOT / 'artifacts' / 'e2e' / 'failures'}"]

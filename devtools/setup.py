@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -292,32 +293,41 @@ def debian_packages() -> None:
         _apt_install(*missing)
 
 
-def for_tests() -> None:
+def for_tests(*, builds_in_background: bool = False) -> Callable[[], None]:
     """What `test` needs on top: the server binary always (tests start their own), the
     offline models, Chromium, Firefox with geckodriver and PulseAudio, WebKitGTK's driver
     with Xvfb, flite (the test speech), Redis and PostgreSQL. On a fresh machine the LiveKit
-    server's Go build and geckodriver's cargo build run while the Debian packages install."""
+    server's Go build and geckodriver's cargo build run while the Debian packages install;
+    with `builds_in_background` they may still be running on return (the lint step and the
+    unit tests need neither): call the returned function to wait for them."""
     livekit_client()
     offline_models()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        server = pool.submit(livekit_server)
-        # The Firefox tests' microphone is PulseAudio's, and WebKitGTK is Linux's: elsewhere
-        # those tests skip, saying why.
-        linux = platform.system() == "Linux"
-        driver = pool.submit(geckodriver) if linux else None
-        debian_packages()
-        chromium()
-        if linux:
-            firefox()
-            pulseaudio()
-            webkit_driver()
-            xvfb()
-        flite()
-        redis_server()
-        postgres_bin()
-        server.result()
-        if driver is not None:
-            driver.result()
+    pool = ThreadPoolExecutor(max_workers=2)
+    # The Firefox tests' microphone is PulseAudio's, and WebKitGTK is Linux's: elsewhere
+    # those tests skip, saying why.
+    linux = platform.system() == "Linux"
+    builds = [pool.submit(livekit_server), *([pool.submit(geckodriver)] if linux else [])]
+    debian_packages()
+    chromium()
+    if linux:
+        firefox()
+        pulseaudio()
+        webkit_driver()
+        xvfb()
+    flite()
+    redis_server()
+    postgres_bin()
+
+    def wait_for_builds() -> None:
+        if not all(build.done() for build in builds):
+            step("waiting for the livekit-server and geckodriver builds")
+        for build in builds:
+            build.result()
+        pool.shutdown()
+
+    if not builds_in_background:
+        wait_for_builds()
+    return wait_for_builds
 
 
 if __name__ == "__main__":
