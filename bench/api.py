@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from bench import common
-from bench.live import bench_stack
+from bench.live import real_stack
 
 
 async def _load(http: httpx.AsyncClient, count: int, concurrency: int, request: Any) -> dict[str, Any]:
@@ -54,34 +54,31 @@ async def _session(http: httpx.AsyncClient, i: int) -> int | str:
     return d.status_code if d.status_code != 204 else 201
 
 
-async def _run(backend: str, quick: bool) -> dict[str, Any]:
+# What is loaded, at which concurrencies, how many times (quick, full), counted as what.
+LOADS = (
+    ("token", "GET /token", (1, 16), (100, 1000), _token, "req/s"),
+    ("session", "POST+DELETE /session", (1, 4), (4, 30), _session, "pairs/s"),
+)
+
+
+async def _run(backend: str, origin: str, quick: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    async with httpx.AsyncClient(base_url=backend, timeout=60, headers={"Origin": "http://127.0.0.1:5000"}) as http:
+    async with httpx.AsyncClient(base_url=backend, timeout=60, headers={"Origin": origin}) as http:
         await _token(http, -1)
-        for conc in (1, 16):
-            key = f"token_c{conc}"
-            out[key] = await _load(http, 100 if quick else 1000, conc, _token)
-            print(
-                f"  GET /token            c={conc:<2} {out[key]['rps']:7.0f} req/s"
-                f"  p50 {common.fmt(out[key]['latency']['p50'])}"
-                f" p99 {common.fmt(out[key]['latency']['p99'])}  errors={out[key]['errors']}",
-                flush=True,
-            )
-        for conc in (1, 4):
-            key = f"session_c{conc}"
-            out[key] = await _load(http, 4 if quick else 30, conc, _session)
-            print(
-                f"  POST+DELETE /session  c={conc:<2} {out[key]['rps']:7.1f} pairs/s"
-                f" p50 {common.fmt(out[key]['latency']['p50'])}"
-                f" p99 {common.fmt(out[key]['latency']['p99'])}  errors={out[key]['errors']}",
-                flush=True,
-            )
+        for key, label, concurrencies, counts, request, unit in LOADS:
+            for conc in concurrencies:
+                r = out[f"{key}_c{conc}"] = await _load(http, counts[0] if quick else counts[1], conc, request)
+                print(
+                    f"  {label:<21} c={conc:<2} {r['rps']:7.1f} {unit:<7}  p50 {common.fmt(r['latency']['p50'])}"
+                    f" p99 {common.fmt(r['latency']['p99'])}  errors={r['errors']}",
+                    flush=True,
+                )
     return out
 
 
 def main(quick: bool, out: str) -> dict[str, Any]:
     print("== API throughput (one uvicorn worker, real LiveKit; a session start joins the agent to its room)")
-    with bench_stack("zero") as stack:
-        result = asyncio.run(_run(stack.backend_url, quick))
+    with real_stack("zero") as stack:
+        result = asyncio.run(_run(stack.backend_url, stack.ui_url, quick))
     common.write_result(out, {"kind": "api", "results": result})
     return result

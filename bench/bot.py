@@ -16,7 +16,7 @@ import websockets
 from livekit import rtc
 
 from bench.common import Clip
-from bench.turns import TurnLog, TurnPlan
+from bench.turns import TurnLog, TurnPlan, take_turns
 
 FRAME = 0.02
 LOUD_PEAK = 1000  # int16; the ToneTTS buzz peaks near 16000, WebRTC silence is ~0
@@ -50,7 +50,7 @@ class Bot:
         self.listen_ms, self.frame = listen_ms, speak_ms / 1000
         self.name, self.room_name, self.livekit_url, self.backend_url = name, room, livekit_url, backend_url
         self.clip, self.plan = clip, plan
-        self.log = TurnLog()
+        self.log = TurnLog(name=name)
         self.result = BotResult(name, self.log)
         self._last_loud = 0.0
         self._loud_since: float | None = None
@@ -78,55 +78,35 @@ class Bot:
 
     # -- the person's microphone ---------------------------------------------------------
     async def _speak(self, source: rtc.AudioSource) -> None:
-        plan, log, clip = self.plan, self.log, self.clip
+        clip = self.clip
         per = int(clip.rate * self.frame)
-        n = len(clip.samples) // per + 1
-        padded = np.zeros(n * per, dtype=np.int16)
-        padded[: len(clip.samples)] = clip.samples
-        speech = padded.reshape(n, per)
         silence = np.zeros(per, dtype=np.int16)
         pending: list[np.ndarray] = []
         clock = time.monotonic()
 
-        async def frames() -> None:
+        async def pump() -> None:
             nonlocal clock
-            while True:  # bounded by the turn script below, which cancels this task
+            while True:  # bounded by the turn script, which cancels this task
                 clock += self.frame
                 await asyncio.sleep(max(0.0, clock - time.monotonic()))
-                chunk, is_last = pending.pop(0) if pending else (silence, False)
+                chunk = pending.pop(0) if pending else silence
                 await source.capture_frame(rtc.AudioFrame(chunk.tobytes(), clip.rate, 1, per))
-                if is_last:
-                    tail = len(clip.samples) % per
-                    # Spoken (per - tail) samples before this frame was complete; plus what the
-                    # source still holds before sending.
-                    log.speech_ends.append(time.monotonic() - (per - tail) / clip.rate + source.queued_duration)
-                    last_chunk[0] = None
+                if chunk is last[0]:
+                    # Spoken that long before this frame was complete; plus what the source
+                    # still holds before sending.
+                    self.log.speech_ends.append(time.monotonic() - clip.last_frame_lead(per) + source.queued_duration)
+                    last[0] = None
 
-        last_chunk: list[Any] = [None]
-        pump = asyncio.create_task(frames())
+        def say() -> None:
+            pending.extend(frames := clip.frames(per))
+            last[0] = frames[-1]
+
+        last: list[Any] = [None]
+        pumping = asyncio.create_task(pump())
         try:
-            await self._wait(lambda: bool(log.first_audio), plan.reply_timeout + 10, "greeting")
-            for turn in range(plan.turns):
-                await self._wait(lambda: self._agent_quiet_for() >= plan.quiet_before, 30.0, f"quiet {turn}")
-                heard = len(log.first_audio)
-                last_chunk[0] = True
-                log.speech_starts.append(time.monotonic())
-                pending.extend((row, i == n - 1) for i, row in enumerate(speech))
-                await self._wait(lambda: last_chunk[0] is None, 15.0, f"speech {turn}")
-                await self._wait(lambda h=heard: len(log.first_audio) > h, plan.reply_timeout, f"reply {turn}")
-            await self._wait(lambda: self._agent_quiet_for() >= plan.quiet_before, 30.0, "last reply")
+            await take_turns(self.plan, self.log, say, lambda: last[0] is not None, self._agent_quiet_for)
         finally:
-            pump.cancel()
-            log.done.set()
-
-    async def _wait(self, predicate: Any, timeout: float, what: str) -> bool:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                self.log.errors.append(f"{self.name}: timeout waiting for {what}")
-                return False
-            await asyncio.sleep(0.02)
-        return True
+            pumping.cancel()
 
     # -- the session's WebSocket ---------------------------------------------------------
     async def _watch_socket(self, session_id: str, cookies: httpx.Cookies) -> None:
@@ -178,4 +158,5 @@ class Bot:
                 task.cancel()
             await room.disconnect()
             await source.aclose()
+        self.log.add_socket(self.result.ws_received)
         return self.result

@@ -8,11 +8,10 @@ import platform
 import statistics
 import subprocess
 import time
-import wave
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,27 +54,42 @@ OFFLINE_PROFILES: dict[str, dict[str, str]] = {
 }
 
 
-def production_turn_handling() -> TurnHandlingOptions:
-    """The turn handling our sessions get (app.voice.agent.turn, from the app's settings,
-    environment included), for the bare sessions the bench compares ours with."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
-    from app.voice.agent.turn import turn_handling
-
-    return turn_handling()
-
-
-def production_vad_min_silence() -> float:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
-    from django.conf import settings
-
-    return float(settings.VOICE_VAD_MIN_SILENCE)
+def profile_env(name: str) -> dict[str, str]:
+    """The environment a profile gives the agent: the fake set with its knobs, or the
+    product's openai set on the offline server."""
+    if name in OFFLINE_PROFILES:
+        return {**OFFLINE_PROFILES[name], "VOICE_PROVIDERS": "openai"}
+    return {**PROFILES[name], "FAKE_STT_UTTERANCES": STT_UTTERANCE, "VOICE_PROVIDERS": "fake"}
 
 
 def apply_profile(name: str) -> dict[str, str]:
-    """Set the fake-provider knobs in this process's environment (read at session build)."""
-    env = {**PROFILES[name], "FAKE_STT_UTTERANCES": STT_UTTERANCE}
+    """Set a profile's environment in this process (the fake set reads it at session build)."""
+    env = profile_env(name)
     os.environ.update(env)
     return env
+
+
+def bare_session(*, vad_min_silence: float | None = None, turn_handling: TurnHandlingOptions | None = None) -> Any:
+    """The baseline ours is compared with: a plain livekit-agents AgentSession with the providers
+    our sessions get from the fake set (fakes.providers, its FAKE_* knobs) and the turn handling
+    of the app's settings (environment included), and nothing else: no Django, no bridge."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "app.settings")
+    from livekit.agents import AgentSession
+    from livekit.plugins import silero
+
+    from app.voice.agent.turn import turn_handling as production_turn_handling
+    from app.voice.sessions.info import SessionInfo
+    from fakes.providers import build
+
+    providers = build(SessionInfo(session_id="bare", room="bare", identity="bare", livekit_room="bare"))
+    vad = providers.vad if vad_min_silence is None else silero.VAD.load(min_silence_duration=vad_min_silence)
+    return AgentSession(
+        vad=vad,
+        stt=providers.stt,
+        llm=providers.llm,
+        tts=providers.tts,
+        turn_handling=turn_handling or production_turn_handling(),
+    )
 
 
 @dataclass
@@ -88,6 +102,17 @@ class Clip:
     @property
     def seconds(self) -> float:
         return len(self.samples) / self.rate
+
+    def frames(self, per: int) -> list[np.ndarray]:
+        """The clip in frames of `per` samples, the last one padded with silence."""
+        n = len(self.samples) // per + 1
+        padded = np.zeros(n * per, dtype=np.int16)
+        padded[: len(self.samples)] = self.samples
+        return list(padded.reshape(n, per))
+
+    def last_frame_lead(self, per: int) -> float:
+        """How long before its last frame is complete the clip's last voiced sample is spoken."""
+        return (per - len(self.samples) % per) / self.rate
 
 
 def trim_voiced(samples: np.ndarray, rate: int, threshold_dbfs: float = -45.0) -> np.ndarray:
@@ -106,27 +131,19 @@ def speech_clip(rate: int = 16000, text: str = USER_SPEECH) -> Clip:
     from devtools import speech
 
     path = speech.speech_wav(text, CACHE / f"speech-flite-{rate}.wav", rate=rate, lead=0, tail=0)
-    with wave.open(str(path), "rb") as wav:
-        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
-        return Clip(trim_voiced(samples, wav.getframerate()), wav.getframerate())
+    samples, file_rate = speech.read_wav(path)
+    return Clip(trim_voiced(samples, file_rate), file_rate)
 
 
-def browser_wav(period: float, rate: int = 48000, lead: float = 0.5) -> tuple[Path, float, float]:
-    """A loop for Chromium's fake mic: `lead` s silence, the voiced clip, silence up to
-    `period`. Returns the path, the speech start and the speech end within one period."""
+def browser_wav(period: float, rate: int = 48000, lead: float = 0.5) -> Path:
+    """A loop for Chromium's fake mic: `lead` s silence, the voiced clip, silence up to `period`."""
+    from devtools import speech
+
     clip = speech_clip(rate)
-    total = int(period * rate)
+    audio = np.zeros(int(period * rate), dtype=np.int16)
     start = int(lead * rate)
-    audio = np.zeros(total, dtype=np.int16)
     audio[start : start + len(clip.samples)] = clip.samples
-    path = CACHE / f"browser-loop-{period:g}s.wav"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(audio.tobytes())
-    return path, lead, lead + clip.seconds
+    return speech.write_wav(CACHE / f"browser-loop-{period:g}s.wav", audio, rate)
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -150,7 +167,7 @@ def summary(values: list[float]) -> dict[str, float | int | None]:
 
 
 def fmt(seconds: float | None) -> str:
-    return "–" if seconds is None else f"{seconds * 1000:.0f} ms"
+    return "–" if seconds is None else f"{round(seconds * 1000)} ms"
 
 
 def environment() -> dict[str, object]:

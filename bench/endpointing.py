@@ -99,8 +99,9 @@ def voice_to_voice(outcome: dict[str, Any], u: pauses.Utterance, preemptive: str
     return first_audio - u.speech_end
 
 
-def summarize(name: str, option: str, params: dict[str, Any], utterances: list[pauses.Utterance],
-              outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize(
+    name: str, option: str, params: dict[str, Any], utterances: list[pauses.Utterance], outcomes: list[dict[str, Any]]
+) -> dict[str, Any]:
     delays = [o["delay"] for o in outcomes if o["delay"] is not None]
     false = sum(o["false"] for o in outcomes)
     by_pause: dict[str, list[int]] = {}
@@ -157,19 +158,33 @@ def main(out: str, quick: bool = False) -> dict[str, Any]:
 
     for w in VAD_WINDOWS[::3] if quick else VAD_WINDOWS:
         outcomes = [decide(u, bs, lambda b, w=w: w) for u, bs in zip(utterances, bounds_for(w), strict=True)]
-        rows.append(summarize(f"vad {w:g} s, delay {w:g} s", "vad", {"vad_min_silence": w, "min_delay": w},
-                              utterances, outcomes))
+        rows.append(
+            summarize(
+                f"vad {w:g} s, delay {w:g} s", "vad", {"vad_min_silence": w, "min_delay": w}, utterances, outcomes
+            )
+        )
         print(_line(rows[-1]), flush=True)
     for d in DELAYS_AFTER_03[::3] if quick else DELAYS_AFTER_03:
         outcomes = [decide(u, bs, lambda b, d=d: d) for u, bs in zip(utterances, bounds_for(0.3), strict=True)]
-        rows.append(summarize(f"vad 0.3 s, delay {d:g} s", "vad 0.3 + delay",
-                              {"vad_min_silence": 0.3, "min_delay": d}, utterances, outcomes))
+        rows.append(
+            summarize(
+                f"vad 0.3 s, delay {d:g} s",
+                "vad 0.3 + delay",
+                {"vad_min_silence": 0.3, "min_delay": d},
+                utterances,
+                outcomes,
+            )
+        )
         print(_line(rows[-1]), flush=True)
     result = {
         "kind": "endpointing",
         "test_set": {
-            "utterances": len(utterances), "pauses": n_pauses, "voices": pauses.VOICES,
-            "stretches": pauses.STRETCHES, "pause_lengths": pauses.PAUSES, "sentences": list(pauses.SENTENCES),
+            "utterances": len(utterances),
+            "pauses": n_pauses,
+            "voices": pauses.VOICES,
+            "stretches": pauses.STRETCHES,
+            "pause_lengths": pauses.PAUSES,
+            "sentences": list(pauses.SENTENCES),
         },
         "openai_profile": OPENAI,
         "rows": rows,

@@ -1,12 +1,16 @@
-"""Against a real LiveKit server: the stack (LiveKit dev server + our backend with timing
-probes) and headless bots. `python -m bench live` (ours vs bare through LiveKit) and
-`python -m bench capacity` (N concurrent sessions)."""
+"""The real stack under load: the stack exactly as devtools.stack starts it for `./dev.sh
+run` and the end-to-end tests (LiveKit, the web process serving app.asgi, the UI; the
+offline server for the offline profiles; Redis and dispatched agent workers for the
+production shape), with only the profile's environment, driven by headless bots
+(bench.bot) through LiveKit and the transcript socket. Used by every benchmark that needs
+a stack; `python -m bench live` is ours vs a bare agent through LiveKit."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -18,164 +22,84 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from livekit import api
 
 from bench import common
 from bench.bot import Bot, BotResult
-from bench.turns import TurnLog, TurnPlan
+from bench.turns import TurnLog, TurnPlan, ours_vs_bare
 from devtools import setup
-from devtools.stack import PYTHON, ROOT, UVICORN_PROXY_FLAGS, Stack, StackConfig, wait_for_http
+from devtools.stack import LIVEKIT_DEV_KEY, LIVEKIT_DEV_SECRET, ROOT, Stack, StackConfig, descendants, running_stack
 
 LOGS = common.CACHE / "logs"
 
 
-class BenchStack(Stack):
-    """devtools' launcher, with the backend served by bench.asgi (same app + probes)."""
-
-    probe_file: Path
-
-    def start_backend(self) -> None:
-        env = self.backend_env()
-        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-        cmd = [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            "bench.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.config.backend_port),
-            "--lifespan",
-            "on",
-            "--ws",
-            "websockets",
-            "--no-access-log",
-            *UVICORN_PROXY_FLAGS,  # the app alone decides the client address, as in the stack
-        ]
-        process = self._spawn("backend", cmd, env)
-        self.backend_url = f"http://127.0.0.1:{self.config.backend_port}"
-        wait_for_http(f"{self.backend_url}/healthz", timeout=90, process=process)
-
-    def start(self, with_ui: bool = False) -> BenchStack:  # type: ignore[override]
-        from devtools.stack import free_port
-
-        self.config.backend_port = self.config.backend_port or free_port()
-        self.config.ui_port = self.config.ui_port or free_port()
-        try:
-            # With no PostgreSQL of its own this only takes the config's database_url: without
-            # it the backend fell back to the shared var/ SQLite database.
-            self.start_postgres()
-            self.start_livekit()
-            self.start_offline_openai()  # when the config asks for it: the offline profiles
-            self.start_backend()
-            if with_ui:
-                self.start_ui()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-
 @contextlib.contextmanager
-def bench_stack(profile: str, with_ui: bool = False, extra: dict[str, str] | None = None) -> Iterator[BenchStack]:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-stack-"))
-    probe = tmp / "probe.jsonl"
-    probe.touch()
-    offline = profile in common.OFFLINE_PROFILES
-    providers = (
-        common.OFFLINE_PROFILES[profile]  # the production openai set, on the stack's offline server
-        if offline
-        else {**common.PROFILES[profile], "FAKE_STT_UTTERANCES": common.STT_UTTERANCE, "VOICE_PROVIDERS": "fake"}
-    )
+def real_stack(profile: str, *, workers: int = 0) -> Iterator[Stack]:
+    """The stack with `profile`'s providers, on a PostgreSQL server of its own (as production;
+    SQLite refuses concurrent writers). `workers` > 0: the production shape, Redis and that
+    many dispatched agent workers pinned to the last core, everything else (this driver and
+    its bots too) on the other cores."""
     env = {
-        **providers,
-        "BENCH_PROBE_FILE": str(probe),
+        **common.profile_env(profile),
         "LOG_LEVEL": "WARNING",
         "VOICE_PARTICIPANT_TIMEOUT": "60",
-        "PYTHONPATH": str(ROOT),
-        **(extra or {}),
+        "VOICE_START_TIMEOUT": "60",
+        "VOICE_WORKER_MAX_SESSIONS": "100",
     }
     config = StackConfig(
         livekit_server=setup.livekit_server(),
         log_dir=LOGS,
-        database_url=f"sqlite:///{tmp}/bench.sqlite3",
+        postgres_bin=setup.postgres_bin(),
         extra_env=env,
-        livekit_auto_create=True,  # the bots join with tokens of their own, before POST /session
-        offline_openai=offline,
+        offline_openai=profile in common.OFFLINE_PROFILES,
+        redis_server=setup.redis_server() if workers else None,
+        agent_workers=workers,
     )
-    stack = BenchStack(config)
-    stack.probe_file = probe
-    stack.start(with_ui=with_ui)
+    cores = sorted(os.sched_getaffinity(0))
+    if workers and len(cores) < 2:
+        raise SystemExit("the production shape needs 2 cores: one for the agents, one for the rest")
     try:
-        yield stack
+        if workers:
+            os.sched_setaffinity(0, set(cores[:-1]))  # inherited by every server the stack starts
+        with running_stack(config) as stack:
+            if workers:
+                agents = [p.pid for name, p in stack.processes.items() if name.startswith("agent-worker")]
+                pin(agents, cores[-1])
+            yield stack
+    finally:
+        os.sched_setaffinity(0, set(cores))
+
+
+def pin(roots: list[int], core: int) -> None:
+    """Every thread of these processes and of their children onto `core`; what they start
+    later inherits it."""
+    for pid in (pid for root in roots for pid in descendants(root)):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(tid), {core})
+
+
+@contextlib.contextmanager
+def offline_server() -> Iterator[tuple[Stack, float]]:
+    """The offline OpenAI-compatible server alone, started by the stack's launcher: the
+    stack (its `openai_url`, its `processes["offline-openai"]`) and the seconds from launch
+    to /healthz answering (models checked and loaded)."""
+    stack = Stack(StackConfig(livekit_server=None, log_dir=LOGS, offline_openai=True))
+    started = time.monotonic()
+    try:
+        stack.start_offline_openai()
+        stack.wait_for_offline_openai()
+        yield stack, time.monotonic() - started
     finally:
         stack.stop()
 
 
-def read_probe(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def token(room: str, identity: str) -> str:
-    """A token of our own, for the bare agent's room (no backend, so no GET /token)."""
-    return (
-        api.AccessToken("devkey", "secret")
-        .with_identity(identity)
-        .with_grants(api.VideoGrants(room_join=True, room=room))
-        .with_ttl(timedelta(minutes=30))
-        .to_jwt()
-    )
-
-
-def attach_metrics(log: TurnLog, records: list[dict[str, Any]], session_id: str) -> None:
-    for r in records:
-        if r["kind"] == "metrics" and r["session_id"] == session_id:
-            (log.user_metrics if r["role"] == "user" else log.agent_metrics).append(r["metrics"])
-
-
-def fanout(result: BotResult, records: list[dict[str, Any]]) -> list[float]:
-    from bench.offline import fanout as match
-
-    published = [
-        (r["t"], r["message"]) for r in records if r["kind"] == "publish" and r["session_id"] == result.session_id
-    ]
-    return match(result.ws_received, published)
-
-
-def fanout_kinds(result: BotResult, records: list[dict[str, Any]]) -> dict[str, list[float]]:
-    from bench.offline import fanout_by_kind
-
-    published = [
-        (r["t"], r["message"]) for r in records if r["kind"] == "publish" and r["session_id"] == result.session_id
-    ]
-    return fanout_by_kind(result.ws_received, published)
-
-
-def downlink(log: TurnLog) -> list[float]:
-    """Agent's playout start (its started_speaking_at, wall) → first loud frame at the bot."""
-    out = []
-    for m in log.agent_metrics:
-        start = m.get("started_speaking_at")
-        if not start:
-            continue
-        mono = start - log.wall_minus_mono
-        heard = [t for t in log.first_audio if t >= mono - 0.05]
-        if heard and heard[0] - mono < 2.0:
-            out.append(heard[0] - mono)
-    return out
-
-
-def describe(log: TurnLog) -> dict[str, Any]:
-    from bench.latency_offline import describe as base
-
-    d = base(log)
-    d["breakdown_p50"]["downlink_transport"] = common.pct(downlink(log), 50)
-    return d
+def _not_closed_loop_noise(record: logging.LogRecord) -> bool:
+    return "Event loop is closed" not in record.getMessage()
 
 
 async def run_bots(
-    stack: BenchStack,
+    stack: Stack,
     n: int,
     plan: TurnPlan,
     clip: common.Clip,
@@ -184,10 +108,11 @@ async def run_bots(
     stagger: float = 0.25,
     cheap: bool = False,
 ) -> list[BotResult]:
+    # The rtc SDK's native side logs each event it still had for a closed event loop (each
+    # asyncio.run of a step): noise, not a failure.
+    logging.getLogger("livekit").addFilter(_not_closed_loop_noise)
     timeout = 60 + plan.turns * 15
-    async with httpx.AsyncClient(
-        base_url=stack.backend_url, timeout=60, headers={"Origin": "http://127.0.0.1:5000"}
-    ) as http:
+    async with httpx.AsyncClient(base_url=stack.backend_url, timeout=60, headers={"Origin": stack.ui_url}) as http:
         # One visitor for all the bots: its cookie is in the jar before they start at once.
         (await http.get("/transcripts")).raise_for_status()
 
@@ -204,27 +129,32 @@ async def run_bots(
         return await asyncio.gather(*(one(i) for i in range(n)))
 
 
-async def run_bare_bot(stack: BenchStack, plan: TurnPlan, clip: common.Clip, profile: str) -> TurnLog:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-bare-"))
-    metrics = tmp / "metrics.jsonl"
+async def run_bare_bot(stack: Stack, plan: TurnPlan, clip: common.Clip, profile: str) -> TurnLog:
+    """A bot and bench.bare_agent (with `profile`'s fakes) in a room of their own, made and
+    granted through the product's gateway (no backend involved)."""
+    from app.voice.livekit_gateway import LiveKitGateway
+
+    gateway = LiveKitGateway(url=stack.livekit_url, api_key=LIVEKIT_DEV_KEY, api_secret=LIVEKIT_DEV_SECRET)
+    room, name, timeout = "bare-room", "bare-user", 60 + plan.turns * 15
+    await gateway.create_room(room)
+    metrics = Path(tempfile.mkdtemp(prefix="bench-bare-")) / "metrics.jsonl"
     metrics.touch()
-    room, name = "bare-room", "bare-user"
-    env = {
-        **os.environ,
-        **common.PROFILES[profile],
-        "FAKE_STT_UTTERANCES": common.STT_UTTERANCE,
-        "PYTHONPATH": str(ROOT),
-        "BENCH_BARE_TIMEOUT": str(60 + plan.turns * 15),
-    }
     bot = Bot(name, room, stack.livekit_url, None, clip, plan)
     # The person joins first, as in the browser flow; the agent follows.
-    bot_task = asyncio.create_task(bot.run(token(room, name), None, 60 + plan.turns * 15))
+    ttl = timedelta(minutes=30)
+    bot_task = asyncio.create_task(bot.run(gateway.mint_token(room=room, identity=name, ttl=ttl), None, timeout))
     await asyncio.sleep(1.0)
+    agent_token = gateway.mint_token(room=room, identity="bare-agent", ttl=ttl, name="Agent", agent=True)
     with (LOGS / "bare-agent.log").open("ab") as logf:
         agent = subprocess.Popen(  # noqa: ASYNC220 - starts a process, returns at once
-            [sys.executable, "-m", "bench.bare_agent", stack.livekit_url, room, name, str(metrics)],
+            [sys.executable, "-m", "bench.bare_agent", stack.livekit_url, agent_token, name, str(metrics)],
             cwd=ROOT,
-            env=env,
+            env={
+                **os.environ,
+                **common.profile_env(profile),
+                "PYTHONPATH": str(ROOT),
+                "BENCH_BARE_TIMEOUT": str(timeout),
+            },
             stdout=logf,
             stderr=subprocess.STDOUT,
         )
@@ -236,19 +166,11 @@ async def run_bare_bot(stack: BenchStack, plan: TurnPlan, clip: common.Clip, pro
             agent.wait(15)
         except subprocess.TimeoutExpired:
             agent.kill()
-    attach_metrics(result.log, read_probe(metrics), "bare")
+        await gateway.delete_room(room)
+    for line in metrics.read_text().splitlines():
+        record = json.loads(line)
+        result.log.add_metrics(record["role"], record["metrics"])
     return result.log
-
-
-def line(label: str, d: dict[str, Any]) -> str:
-    s, b = d["voice_to_voice"], d["breakdown_p50"]
-    return (
-        f"  {label:<6} n={s['n']:>2}  p50 {common.fmt(s['p50']):>7}  p95 {common.fmt(s['p95']):>7}"
-        f"  | p50: vad-end(+uplink) {common.fmt(b['vad_end_lag'])}, end-of-turn {common.fmt(b['end_of_turn_delay'])},"
-        f" llm {common.fmt(b['llm_ttft'])}, tts {common.fmt(b['tts_ttfb'])},"
-        f" downlink {common.fmt(b['downlink_transport'])}"
-        f"  errors={len(d['errors'])}"
-    )
 
 
 def latency_main(turns: int, profiles: list[str], out: str) -> dict[str, Any]:
@@ -258,34 +180,11 @@ def latency_main(turns: int, profiles: list[str], out: str) -> dict[str, Any]:
     for profile in profiles:
         print(f"== live (LiveKit server + bot), profile {profile}: {turns} turns bare, then {turns} turns ours")
         started = time.monotonic()
-        with bench_stack(profile) as stack:
+        with real_stack(profile) as stack:
             bare_log = asyncio.run(run_bare_bot(stack, plan, clip, profile))
             (ours,) = asyncio.run(run_bots(stack, 1, plan, clip, prefix=f"lat-{profile}"))
-            records = read_probe(stack.probe_file)
-        attach_metrics(ours.log, records, ours.session_id)
-        d_bare, d_ours = describe(bare_log), describe(ours.log)
-        d_ours["ws_fanout"] = common.summary(fanout(ours, records))
-        d_ours["post_session_to_ready_s"] = ours.setup_seconds
-        ratio = {
-            q: (d_ours["voice_to_voice"][q] / d_bare["voice_to_voice"][q])
-            if d_ours["voice_to_voice"][q] and d_bare["voice_to_voice"][q]
-            else None
-            for q in ("p50", "p95")
-        }
-        print(line("bare", d_bare))
-        print(line("ours", d_ours))
-        r50 = f"{ratio['p50']:.3f}" if ratio["p50"] else "–"
-        r95 = f"{ratio['p95']:.3f}" if ratio["p95"] else "–"
-        print(
-            f"  ours/bare p50 {r50}  p95 {r95}   WS fan-out p50 {common.fmt(d_ours['ws_fanout']['p50'])}"
-            f" p99 {common.fmt(d_ours['ws_fanout']['p99'])}  [{time.monotonic() - started:.0f} s]",
-            flush=True,
-        )
-        results[profile] = {
-            "provider_env": common.PROFILES[profile],
-            "bare": d_bare,
-            "ours": d_ours,
-            "ratio_ours_over_bare": ratio,
-        }
+        result = ours_vs_bare(bare_log, ours.log, started)
+        result["ours"]["post_session_to_ready_s"] = ours.setup_seconds
+        results[profile] = {"provider_env": common.profile_env(profile), **result}
     common.write_result(out, {"kind": "latency_live", "turns_per_run": turns, "results": results})
     return results

@@ -18,7 +18,6 @@ Writes bench/results/offline_server.json.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Any
 
@@ -28,13 +27,16 @@ import psutil
 from bench import common
 from bench.capacity import Sampler
 from bench.human import load, wav_bytes
-from bench.live import attach_metrics, bench_stack, read_probe, run_bots
-from bench.offline_process import offline_server
+from bench.live import offline_server, real_stack, run_bots
 from bench.turns import TurnPlan
 from bench.wer import STT_MODEL
 
-SPEECH = {"model": "gpt-4o-mini-tts", "voice": "alloy", "response_format": "pcm",
-          "input": "Hello! I am a local voice agent. Say something and I will answer."}
+SPEECH = {
+    "model": "gpt-4o-mini-tts",
+    "voice": "alloy",
+    "response_format": "pcm",
+    "input": "Hello! I am a local voice agent. Say something and I will answer.",
+}
 RECORDING = "librivox_0880.wav"
 
 
@@ -45,8 +47,11 @@ def _memory_mb(pid: int) -> dict[str, float]:
 
 def _transcribe(client: httpx.Client, wav: bytes) -> float:
     started = time.monotonic()
-    response = client.post("/audio/transcriptions", files={"file": ("a.wav", wav, "audio/wav")},
-                           data={"model": STT_MODEL, "language": "en"})
+    response = client.post(
+        "/audio/transcriptions",
+        files={"file": ("a.wav", wav, "audio/wav")},
+        data={"model": STT_MODEL, "language": "en"},
+    )
     response.raise_for_status()
     return time.monotonic() - started
 
@@ -66,18 +71,21 @@ def cold_start(runs: int) -> dict[str, Any]:
     wav = wav_bytes(next(r for r in load() if r.name == RECORDING))
     rows = []
     for i in range(runs):
-        with offline_server() as served, httpx.Client(base_url=served.v1, timeout=120,
-                                                      headers={"Authorization": "Bearer x"}) as client:
-            rest = _memory_mb(served.process.pid)
+        with (
+            offline_server() as (server, ready_seconds),
+            httpx.Client(base_url=server.openai_url, timeout=120, headers={"Authorization": "Bearer x"}) as client,
+        ):
+            pid = server.processes["offline-openai"].pid
+            rest = _memory_mb(pid)
             row = {
-                "ready_s": served.ready_seconds,
+                "ready_s": ready_seconds,
                 "memory_at_rest_mb": rest,
                 "first_transcription_s": _transcribe(client, wav),
                 "second_transcription_s": _transcribe(client, wav),
             }
             row["first_speech_ttfb_s"], row["first_speech_s"] = _speak(client)
             row["second_speech_ttfb_s"], row["second_speech_s"] = _speak(client)
-            row["memory_after_mb"] = _memory_mb(served.process.pid)
+            row["memory_after_mb"] = _memory_mb(pid)
             rows.append(row)
             print(
                 f"   start {i + 1}: ready {row['ready_s']:.2f} s, RSS {rest['rss']:.0f} MB PSS {rest['pss']:.0f} MB;"
@@ -94,10 +102,7 @@ def cold_start(runs: int) -> dict[str, Any]:
 
 
 def under_load(steps: list[int], turns: int) -> list[dict[str, Any]]:
-    # The rtc SDK's native side logs every event it still has for a step's closed event
-    # loop (as in bench.capacity): noise, not a failure.
-    logging.getLogger("livekit").addFilter(lambda record: "Event loop is closed" not in record.getMessage())
-    with bench_stack("offline") as stack:
+    with real_stack("offline") as stack:
         return _steps(stack, steps, turns)
 
 
@@ -115,13 +120,8 @@ def _steps(stack: Any, steps: list[int], turns: int) -> list[dict[str, Any]]:
     for n in steps:
         with Sampler(pids, pss=True) as sampler:
             results = asyncio.run(run_bots(stack, n, plan, clip, prefix=f"off{n}"))
-        records = read_probe(stack.probe_file)
-        latencies: list[float] = []
-        errors: list[str] = []
-        for r in results:
-            attach_metrics(r.log, records, r.session_id)
-            latencies += [x for x in r.log.latencies() if x is not None]
-            errors += r.log.errors
+        latencies = [x for r in results for x in r.log.latencies() if x is not None]
+        errors = [e for r in results for e in r.log.errors]
         answered = len(latencies)
         unanswered = sum(x is None for r in results for x in r.log.latencies())
         cpu, idle_cpu = sampler.cpu_pct["offline_openai"], idle.cpu_pct["offline_openai"]
@@ -135,8 +135,10 @@ def _steps(stack: Any, steps: list[int], turns: int) -> list[dict[str, Any]]:
             # Per answered turn (greetings included in the CPU): what a turn costs, whatever
             # the load made the conversation's pace.
             "offline_cpu_s_per_turn": cpu_seconds / max(answered, 1),
-            "offline_pss_mb": {"idle": idle.peak_rss["offline_openai"] / 2**20,
-                               "peak": sampler.peak_rss["offline_openai"] / 2**20},
+            "offline_pss_mb": {
+                "idle": idle.peak_rss["offline_openai"] / 2**20,
+                "peak": sampler.peak_rss["offline_openai"] / 2**20,
+            },
             "cpu_pct": sampler.cpu_pct,
             "machine_busy_pct": sampler.machine_busy_pct,
             "voice_to_voice": common.summary(latencies),

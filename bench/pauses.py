@@ -101,8 +101,9 @@ def with_pauses(speech: np.ndarray, commas: int, pauses: list[float]) -> tuple[n
     return np.concatenate(pieces), marks
 
 
-def build(sentences: tuple[str, ...] = SENTENCES, voices: tuple[str, ...] = VOICES,
-          stretches: tuple[float, ...] = STRETCHES) -> list[Utterance]:
+def build(
+    sentences: tuple[str, ...] = SENTENCES, voices: tuple[str, ...] = VOICES, stretches: tuple[float, ...] = STRETCHES
+) -> list[Utterance]:
     from devtools import speech
 
     rng = np.random.default_rng(15)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import common, offline
+from bench.turns import TurnPlan
 
 
 def _cpu() -> float:
@@ -41,8 +42,19 @@ def _start_py_spy(raw: Path) -> subprocess.Popen[bytes] | None:
         print("  py-spy not installed (it is in the dev lock: ./dev.sh setup)")
         return None
     return subprocess.Popen(
-        [exe, "record", "--pid", str(os.getpid()), "--format", "raw", "--rate", "200", "--output", str(raw),
-         "--nonblocking"],
+        [
+            exe,
+            "record",
+            "--pid",
+            str(os.getpid()),
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "--output",
+            str(raw),
+            "--nonblocking",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -59,8 +71,12 @@ def _frame_name(frame: str) -> str:
 
 
 # Leaves where a thread waits rather than works (py-spy counts a thread in epoll as active).
-IDLE_LEAVES = ("EpollSelector.select (", "_worker (concurrent/futures/thread.py)", "Condition.wait (",
-               "BaseSelectorEventLoop._write_to_self (")
+IDLE_LEAVES = (
+    "EpollSelector.select (",
+    "_worker (concurrent/futures/thread.py)",
+    "Condition.wait (",
+    "BaseSelectorEventLoop._write_to_self (",
+)
 
 
 def summarize_raw(raw: Path, top: int = 15) -> dict[str, Any]:
@@ -73,8 +89,11 @@ def summarize_raw(raw: Path, top: int = 15) -> dict[str, Any]:
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [_frame_name(f) for f in stack.split(";") if f and not f.startswith("process ")
-                  and not f.startswith("thread ")]
+        frames = [
+            _frame_name(f)
+            for f in stack.split(";")
+            if f and not f.startswith("process ") and not f.startswith("thread ")
+        ]
         if not frames or frames[-1].startswith(IDLE_LEAVES):
             continue
         samples += count
@@ -89,8 +108,8 @@ def summarize_raw(raw: Path, top: int = 15) -> dict[str, Any]:
 
 
 async def _run(turns: int, spy: bool) -> dict[str, Any]:
-    offline._State.plan = offline.TurnPlan(turns=turns)
     common.apply_profile("openai")
+    clip, plan = common.speech_clip(16000), TurnPlan(turns=turns)
     import app.asgi  # noqa: F401 - imported before the clock starts, like a running server
 
     idle = await _idle_cpu_share()
@@ -98,7 +117,7 @@ async def _run(turns: int, spy: bool) -> dict[str, Any]:
     raw.parent.mkdir(parents=True, exist_ok=True)
     proc = _start_py_spy(raw) if spy else None
     start_cpu, start = _cpu(), time.monotonic()
-    ours = await offline.run_ours("profile-0", 60 + turns * 12)
+    ours = await offline.run_ours(clip, plan, "profile-0", 60 + turns * 12)
     wall, cpu = time.monotonic() - start, _cpu() - start_cpu
     profile = None
     if proc is not None:
@@ -121,8 +140,7 @@ async def _run(turns: int, spy: bool) -> dict[str, Any]:
 
 
 def main(turns: int, out: str, spy: bool) -> dict[str, Any]:
-    offline.setup_django(float(os.environ.get("VOICE_ENDPOINTING_DELAY", "0.5")))
-    offline._State.clip = common.speech_clip(16000)
+    offline.setup_django()
     print(f"== one session, fake providers, openai profile, {turns} turns (offline fake room)")
     result = asyncio.run(_run(turns, spy))
     print(

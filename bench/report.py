@@ -1,10 +1,12 @@
-"""`python -m bench.report`: the results tables (Markdown) from bench/results/*.json;
-`python -m bench.report offline`: those of the offline set's section (bench.report_offline)."""
+"""`python -m bench report`: the results tables (Markdown) from bench/results/*.json, and
+their plots redrawn (bench/results/*.png); `python -m bench report offline`: the tables of
+the offline set's section (bench.report_offline)."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from bench import report_offline
@@ -22,13 +24,22 @@ def _commit(d: dict | None) -> str:
     return f"`{env.get('git', {}).get('commit', '?')}`, {str(env.get('date', '?'))[:10]}"
 
 
-def main() -> None:
+CAPACITY = (
+    "capacity",
+    "capacity_dispatch_fake",
+    "capacity_dispatch_offline",
+    "capacity_dispatch_local",
+    "capacity_dispatch_fake_process",
+)
+
+
+def main(argv: list[str] | None = None) -> int:
     out: list[str] = []
     w = out.append
-    if sys.argv[1:] == ["offline"]:
+    if (sys.argv[1:] if argv is None else argv) == ["offline"]:
         report_offline.tables(w, _load, _commit)
         sys.stdout.write("\n".join(out).lstrip("\n") + "\n")
-        return
+        return 0
     w("| measurement | profile | p50 | p95 | ours/bare p50 · p95 | n |")
     w("|---|---|---|---|---|---|")
     for name, label in (
@@ -58,9 +69,9 @@ def main() -> None:
     w("")
     w(
         "| run | profile | side | VAD end lag (+uplink) | end of turn (VAD silence, STT final, endpointing) "
-        "| LLM TTFT | TTS TTFB | downlink | total p50 |"
+        "| LLM TTFT | TTS TTFB | downlink | outside the session | total p50 |"
     )
-    w("|---|---|---|---|---|---|---|---|---|")
+    w("|---|---|---|---|---|---|---|---|---|---|")
     for name in ("latency_offline", "latency_live"):
         d = _load(name)
         for profile, r in (d or {}).get("results", {}).items():
@@ -70,7 +81,7 @@ def main() -> None:
                     f"| {name.split('_')[1]} | {profile} | {side} | {fmt(b['vad_end_lag'])} | "
                     f"{fmt(b['end_of_turn_delay'])} | "
                     f"{fmt(b['llm_ttft'])} | {fmt(b['tts_ttfb'])} | {fmt(b.get('downlink_transport'))} | "
-                    f"{fmt(r[side]['voice_to_voice']['p50'])} |"
+                    f"{fmt(b.get('outside_session'))} | {fmt(r[side]['voice_to_voice']['p50'])} |"
                 )
     for name in ("latency_offline", "latency_live"):
         d = _load(name)
@@ -93,9 +104,10 @@ def main() -> None:
         )
         w("|---|---|---|---|---|---|---|---|---|---|")
         for r in d["rows"]:
-            s, f, c = r["voice_to_voice"], r["ws_fanout"], r["cpu_pct"]
+            # No fan-out in newer rows: the stack has no probe in it (bench/README.md).
+            s, f, c = r["voice_to_voice"], r.get("ws_fanout") or {}, r["cpu_pct"]
             w(
-                f"| {r['sessions']} | {fmt(s['p50'])} | {fmt(s['p95'])} | {fmt(f['p50'])} / {fmt(f['p99'])} | "
+                f"| {r['sessions']} | {fmt(s['p50'])} | {fmt(s['p95'])} | {fmt(f.get('p50'))} / {fmt(f.get('p99'))} | "
                 f"{c['backend']:.0f} ({r['backend_cpu_pct_per_session']:.1f}) | {c['livekit']:.0f} | "
                 f"{c['bots(driver)']:.0f} | "
                 f"{r['machine_busy_pct']:.0f} | {r['peak_rss_mb']['backend']:.0f} "
@@ -129,16 +141,16 @@ def main() -> None:
             w(f"| {r['name']} | {fmt(s['p50'])} | {fmt(s['p95'])} | {r['premature_replies']} |")
     _endpointing(w)
     _profiles(w)
+    for name in CAPACITY:
+        if d := _load(name):
+            capacity_plot(d["rows"], d["single_session_p95"], name)
     sys.stdout.write("\n".join(out) + "\n")
+    return 0
 
 
 def _dispatch(w: Any) -> None:
     """The production shape: dispatched agent workers pinned to one core of their own."""
-    names = (
-        "capacity_dispatch_fake", "capacity_dispatch_offline", "capacity_dispatch_local",
-        "capacity_dispatch_fake_process",
-    )
-    for name in names:  # _local: the deleted PocketSphinx + flite set, kept as a record
+    for name in CAPACITY[1:]:  # _local: the deleted PocketSphinx + flite set, kept as a record
         d = _load(name)
         if not d:
             continue
@@ -146,7 +158,7 @@ def _dispatch(w: Any) -> None:
         w("")
         w(
             f"Capacity, production shape (`{name}`, {_commit(d)}): {d['workers']} agent worker on one core of its"
-            f" own (`taskset`), each session in {executor}, {d['providers']} providers, profile {d['profile']},"
+            f" own (pinned), each session in {executor}, {d['providers']} providers, profile {d['profile']},"
             f" {d['turns_per_session']} turns per session; knee = **{d['knee_sessions']}** sessions"
             f" (p95 <= 2 x {fmt(d['single_session_p95'])}):"
         )
@@ -194,12 +206,7 @@ def _endpointing(w: Any) -> None:
 
 
 def _endpointing_plot(d: dict) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    if (plt := _pyplot()) is None:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for option, marker, label in (
@@ -238,5 +245,49 @@ def _profiles(w: Any) -> None:
         )
 
 
+def _pyplot() -> Any:
+    """matplotlib's pyplot drawing to files, or None where it is not installed (the dev lock has it)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def capacity_plot(rows: list[dict[str, Any]], base_p95: float | None, out: str) -> Path | None:
+    """Latency and CPU against concurrent sessions: bench/results/OUT.png (None: no matplotlib)."""
+    if (plt := _pyplot()) is None:
+        return None
+    n = [r["sessions"] for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=90)
+    for q, style in (("p50", "o-"), ("p95", "s-")):
+        ax.plot(n, [(r["voice_to_voice"][q] or 0) * 1000 for r in rows], style, label=f"voice-to-voice {q}")
+    if base_p95:
+        ax.axhline(2000 * base_p95, color="grey", ls="--", lw=1, label="2x single-session p95")
+    ax.set_xlabel("concurrent sessions (bots via LiveKit)")
+    ax.set_ylabel("ms (log)")
+    ax.set_yscale("log")
+    ax2 = ax.twinx()
+    ax2.plot(
+        n, [r["machine_busy_pct"] for r in rows], "^:", color="tab:red", label="machine CPU % (2 cores, incl. others)"
+    )
+    ax2.plot(
+        n, [r["cpu_pct"]["backend"] for r in rows], "v:", color="tab:purple", label="backend process CPU % of 1 core"
+    )
+    ax2.set_ylabel("CPU %")
+    ax2.set_ylim(0, 105)
+    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=7, loc="upper left")
+    ax.set_title(f"Latency vs concurrent sessions ({out})", fontsize=9)
+    fig.tight_layout()
+    path = RESULTS / f"{out}.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -26,8 +26,10 @@ def _wer(w: Any, d: dict | None, commit: Any) -> None:
         return
     ways = [k for k in ("http", "realtime", "browser") if k in d["results"]]
     w("")
-    w(f"Word error rate, real recordings ({commit(d)}, {_load_avg(d)}; goal through the browser"
-      f" <= {d['goal_browser_pooled']:.2f} pooled):")
+    w(
+        f"Word error rate, real recordings ({commit(d)}, {_load_avg(d)}; goal through the browser"
+        f" <= {d['goal_browser_pooled']:.2f} pooled):"
+    )
     w("")
     w("| recording | words | " + " | ".join(ways) + " | heard in the browser |")
     w("|---|---|" + "---|" * len(ways) + "---|")
@@ -44,12 +46,16 @@ def _latency(w: Any, d: dict | None, commit: Any) -> None:
     if not d:
         return
     w("")
-    w(f"Browser voice-to-voice, offline set ({commit(d)}, {_load_avg(d)}; goal p50 <= 1.0 s), with the"
-      " session's stages (p50):")
+    w(
+        f"Browser voice-to-voice, offline set ({commit(d)}, {_load_avg(d)}; goal p50 <= 1.0 s), with the"
+        " session's stages (p50):"
+    )
     w("")
-    w("| profile | p50 | p95 | n | unanswered | VAD end lag (+uplink) | end of turn | STT final after VAD end"
-      " | LLM TTFT | TTS TTFB | downlink | load average, start → end |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    w(
+        "| profile | p50 | p95 | n | unanswered | VAD end lag (+uplink) | end of turn | STT final after VAD end"
+        " | LLM TTFT | TTS TTFB | downlink | outside the session | load average, start → end |"
+    )
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for profile, r in d["results"].items():
         s, b = r["voice_to_voice"], r["breakdown_p50"]
         load = r.get("loadavg")
@@ -58,7 +64,7 @@ def _latency(w: Any, d: dict | None, commit: Any) -> None:
             f"| {profile} | {fmt(s['p50'])} | {fmt(s['p95'])} | {s['n']} | {r['unanswered']} |"
             f" {fmt(b['vad_end_lag'])} | {fmt(b['end_of_turn_delay'])} | {fmt(b['transcription_delay'])} |"
             f" {fmt(b['llm_ttft'])} | {fmt(b['tts_ttfb'])} | {fmt(b.get('downlink_transport'))} |"
-            f" {load_cell} |"
+            f" {fmt(b.get('outside_session'))} | {load_cell} |"
         )
 
 
@@ -70,8 +76,10 @@ def _server(w: Any, d: dict | None, commit: Any) -> None:
     w("")
     w(f"Offline server, cold start ({commit(d)}, {_load_avg(d)}; {n} launches, p50 / max):")
     w("")
-    w("| launch → /healthz | RSS / PSS at rest | first transcription (2.2 s recording) | second |"
-      " first speech, first byte / whole | second speech, first byte / whole |")
+    w(
+        "| launch → /healthz | RSS / PSS at rest | first transcription (2.2 s recording) | second |"
+        " first speech, first byte / whole | second speech, first byte / whole |"
+    )
     w("|---|---|---|---|---|---|")
     w(
         f"| {fmt(c['ready_s']['p50'])} / {fmt(c['ready_s']['max'])} |"
@@ -84,8 +92,10 @@ def _server(w: Any, d: dict | None, commit: Any) -> None:
     w("")
     w(f"Offline server under load (bots through LiveKit, {d['load']['turns_per_session']} turns each):")
     w("")
-    w("| N | offline server CPU % of a core | CPU s per conversation s, per session | PSS idle → peak |"
-      " CPU s per turn | backend CPU % | machine busy % | bot v2v p50 / p95 | failed turns | load after |")
+    w(
+        "| N | offline server CPU % of a core | CPU s per conversation s, per session | PSS idle → peak |"
+        " CPU s per turn | backend CPU % | machine busy % | bot v2v p50 / p95 | failed turns | load after |"
+    )
     w("|---|---|---|---|---|---|---|---|---|---|")
     for r in d["load"]["rows"]:
         s, p = r["voice_to_voice"], r["offline_pss_mb"]

@@ -88,9 +88,21 @@ from devtools.stack import (
 # (or deploy) case, a Redis restart losing all its data (the stack's Redis keeps none on disk).
 DEPENDENCY_KINDS = ("redis_restart", "redis_outage", "pg_restart", "pg_outage", "livekit_restart")
 KINDS = ("start", "talk", "stop", "tab_close", "net_cut", "worker_kill", "web_term", "web_kill", *DEPENDENCY_KINDS)
-WEIGHTS = {"start": 4, "talk": 4, "stop": 2, "tab_close": 1.5, "net_cut": 1, "worker_kill": 0.6,
-           "web_term": 0.5, "web_kill": 0.5, "redis_restart": 0.3, "redis_outage": 0.2, "pg_restart": 0.3,
-           "pg_outage": 0.2, "livekit_restart": 0.3}
+WEIGHTS = {
+    "start": 4,
+    "talk": 4,
+    "stop": 2,
+    "tab_close": 1.5,
+    "net_cut": 1,
+    "worker_kill": 0.6,
+    "web_term": 0.5,
+    "web_kill": 0.5,
+    "redis_restart": 0.3,
+    "redis_outage": 0.2,
+    "pg_restart": 0.3,
+    "pg_outage": 0.2,
+    "livekit_restart": 0.3,
+}
 MAX_LIVE = 3  # visitors at once (2 shared cores)
 ENDING_KINDS = ("stop", "tab_close", "net_cut")
 # Kinds that wait for no restart in progress (a dependency fault also for its readiness to be
@@ -301,7 +313,8 @@ class Soak:
     # -- actions ---------------------------------------------------------------------------
     def live_visitors(self) -> list[Visitor]:
         return [
-            v for v in self.visitors
+            v
+            for v in self.visitors
             if v.session_id and not v.done and v.session_id not in self.counted and v.process.poll() is None
         ]
 
@@ -315,8 +328,12 @@ class Soak:
         with (self.work / f"{name}.err").open("w") as errors:
             process = subprocess.Popen(
                 [PYTHON, "-m", "bench.soak_client", f"{name}-room", name, str(out), self.stack.ui_url, *backends],
-                cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors,
-                text=True, start_new_session=True,
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+                start_new_session=True,
             )
         visitor = Visitor(name, process, out)
         threading.Thread(target=visitor.read_stdout, daemon=True).start()
@@ -394,10 +411,19 @@ class Soak:
         /readyz is polled until 200 (the time from the dependency's return is recorded), and
         each session that was live is waited for (bounded) to be ended with a reason or to
         be running with a heartbeat since the return; last, a survivor is asked to talk."""
-        record = self.dependency.setdefault(kind, {
-            "ready_seconds": [], "never_ready": 0, "affected": 0, "ends": Counter(), "survived": 0,
-            "stuck": [], "talk_after": Counter(), "fault_seconds": [],
-        })
+        record = self.dependency.setdefault(
+            kind,
+            {
+                "ready_seconds": [],
+                "never_ready": 0,
+                "affected": 0,
+                "ends": Counter(),
+                "survived": 0,
+                "stuck": [],
+                "talk_after": Counter(),
+                "fault_seconds": [],
+            },
+        )
         if self.kills and (wait := KILL_SETTLE - (time.time() - self.kills[-1])) > 0:
             # The sessions a worker kill took are ended by the sweeper a heartbeat timeout
             # later: let that happen first, so that their end is not put down to this fault.
@@ -467,7 +493,8 @@ class Soak:
         workers_busy = any(n.startswith("agent-worker") for n in self.recovering)
         webs_busy = any(n.startswith("backend") for n in self.recovering)
         possible = [
-            k for k in KINDS
+            k
+            for k in KINDS
             if (k != "start" or len(live) < MAX_LIVE)
             and (k not in ("talk", *ENDING_KINDS, *DEPENDENCY_KINDS) or live)
             and (k not in DEPENDENCY_KINDS or not self.recovering)
@@ -575,9 +602,12 @@ class Soak:
                 if not isinstance(entry, dict):
                     # A plain traceback (uvicorn's "Exception in ASGI application", a crash):
                     # its exception line, the last of a chain.
-                    following = next((x for x in lines[index + 1:] if x.strip()), "")
-                    if (_exception_line(line) and not following.startswith(("During handling", "The above"))
-                            and any(x.startswith("Traceback") for x in lines[max(0, index - 200):index])):
+                    following = next((x for x in lines[index + 1 :] if x.strip()), "")
+                    if (
+                        _exception_line(line)
+                        and not following.startswith(("During handling", "The above"))
+                        and any(x.startswith("Traceback") for x in lines[max(0, index - 200) : index])
+                    ):
                         unexpected.append(f"{name}: traceback: {line[:200]}")
                     continue
                 if entry.get("level") not in ("error", "critical") or not (entry.get("exc") or entry.get("exc_info")):
@@ -618,8 +648,10 @@ class Soak:
             if not ok:
                 self.failures[kind] += 1
             self.settle()
-            progress(f"[{cycle + 1}/{self.cycles}] {kind}{'' if ok else ' (failed)'} {time.monotonic() - t0:.1f} s; "
-                     f"{len(self.live_visitors())} live, {len(self.pending)} ending")
+            progress(
+                f"[{cycle + 1}/{self.cycles}] {kind}{'' if ok else ' (failed)'} {time.monotonic() - t0:.1f} s; "
+                f"{len(self.live_visitors())} live, {len(self.pending)} ending"
+            )
             ran = cycle + 1
             if self.until_every_kind and set(KINDS) <= set(self.faults):
                 progress(f"every kind ran once: stopping after {ran} cycles")
@@ -660,8 +692,10 @@ class Soak:
                 "p50": _round(pct(all_cleanup, 50)),
                 "p95": _round(pct(all_cleanup, 95)),
                 "max": _round(max(all_cleanup, default=None)),
-                "by_kind": {k: {"n": len(v), "p50": _round(pct(v, 50)), "max": _round(max(v))}
-                            for k, v in sorted(self.cleanup.items())},
+                "by_kind": {
+                    k: {"n": len(v), "p50": _round(pct(v, 50)), "max": _round(max(v))}
+                    for k, v in sorted(self.cleanup.items())
+                },
             },
             "finals_received": received,
             "declared_lost": declared,
@@ -688,8 +722,13 @@ def _dependency_report(kind: str, record: dict[str, Any]) -> dict[str, Any]:
     return {
         "n": len(record["fault_seconds"]),
         "fault_seconds": record["fault_seconds"],
-        "readyz_seconds": {"n": len(ready), "p50": _round(pct(ready, 50)), "p95": _round(p95),
-                           "max": _round(max(ready, default=None)), "never": record["never_ready"]},
+        "readyz_seconds": {
+            "n": len(ready),
+            "p50": _round(pct(ready, 50)),
+            "p95": _round(p95),
+            "max": _round(max(ready, default=None)),
+            "never": record["never_ready"],
+        },
         "readyz_goal_met": p95 is not None and p95 <= READY_GOAL.get(kind, 5.0) and not record["never_ready"],
         "affected": record["affected"],
         "ended": dict(record["ends"]),
@@ -755,20 +794,26 @@ def print_report(report: dict[str, Any]) -> None:
     )
     for kind, d in report["dependency_faults"].items():
         r = d["readyz_seconds"]
-        progress(f"  {kind}: n={d['n']} (took {d['fault_seconds']} s); /readyz 200 after p50={r['p50']} "
-                 f"p95={r['p95']} max={r['max']} s, never {r['never']} (goal {READY_GOAL.get(kind, 5.0):g} s: "
-                 f"{'met' if d['readyz_goal_met'] else 'NOT met'}); sessions live {d['affected']}: ended "
-                 f"{d['ended'] or 'none'}, survived {d['survived']}, stuck {len(d['stuck'])}; "
-                 f"talk after {d['talk_after'] or '-'}")
-    progress(f"  exceptions in the logs: expected {report['expected_exceptions'] or 'none'}; "
-             f"unexpected {len(report['unexpected_exceptions'])}")
+        progress(
+            f"  {kind}: n={d['n']} (took {d['fault_seconds']} s); /readyz 200 after p50={r['p50']} "
+            f"p95={r['p95']} max={r['max']} s, never {r['never']} (goal {READY_GOAL.get(kind, 5.0):g} s: "
+            f"{'met' if d['readyz_goal_met'] else 'NOT met'}); sessions live {d['affected']}: ended "
+            f"{d['ended'] or 'none'}, survived {d['survived']}, stuck {len(d['stuck'])}; "
+            f"talk after {d['talk_after'] or '-'}"
+        )
+    progress(
+        f"  exceptions in the logs: expected {report['expected_exceptions'] or 'none'}; "
+        f"unexpected {len(report['unexpected_exceptions'])}"
+    )
     for line in report["unexpected_exceptions"][:10]:
         progress(f"    {line}")
     for name, entry in report["processes"].items():
         fds_slope = entry.get("fds_per_100_cycles", "–")
-        progress(f"  {name:15} fds {entry['fds'][0]}→{entry['fds'][1]} ({fds_slope}/100 cycles)"
-                 f"  RSS {entry['rss_mb'][0]}→{entry['rss_mb'][1]} MB ({entry.get('rss_mb_per_100_cycles', '–')}/100)"
-                 f"{'  restarted' if entry['restarted'] else ''}")
+        progress(
+            f"  {name:15} fds {entry['fds'][0]}→{entry['fds'][1]} ({fds_slope}/100 cycles)"
+            f"  RSS {entry['rss_mb'][0]}→{entry['rss_mb'][1]} MB ({entry.get('rss_mb_per_100_cycles', '–')}/100)"
+            f"{'  restarted' if entry['restarted'] else ''}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -795,7 +840,10 @@ def passed(report: dict[str, Any]) -> bool:
     in the logs that is not expected."""
     dependency = report.get("dependency_faults", {}).values()
     return not (
-        report["lost"] or report["orphaned_sessions"] or report["orphaned_rooms"] or report["restart_errors"]
+        report["lost"]
+        or report["orphaned_sessions"]
+        or report["orphaned_rooms"]
+        or report["restart_errors"]
         or any(d["stuck"] or d["readyz_seconds"]["never"] for d in dependency)
         or report.get("unexpected_exceptions")
     )

@@ -28,7 +28,7 @@ import numpy as np
 import websockets
 from livekit import rtc
 
-from bench.common import speech_clip
+from bench.common import Clip, speech_clip
 
 FRAME_SECONDS = 0.02
 POLL_SECONDS = 1.0
@@ -71,11 +71,8 @@ class Visitor:
             chunk = self.speech.pop(0) if self.speech else silence
             await source.capture_frame(rtc.AudioFrame(chunk.tobytes(), rate, 1, per))
 
-    def talk(self, samples: np.ndarray, rate: int) -> None:
-        per = int(rate * FRAME_SECONDS)
-        padded = np.zeros((len(samples) // per + 1) * per, dtype=np.int16)
-        padded[: len(samples)] = samples
-        self.speech.extend(padded.reshape(-1, per))
+    def talk(self, clip: Clip) -> None:
+        self.speech.extend(clip.frames(int(clip.rate * FRAME_SECONDS)))
 
     # -- the session's WebSocket --------------------------------------------------------
     async def follow(self) -> None:
@@ -120,12 +117,12 @@ class Visitor:
                 if response.status_code == 404 or response.json().get("status") == "ended":
                     self.ended.set()
 
-    async def commands(self, samples: np.ndarray, rate: int) -> str:
+    async def commands(self, clip: Clip) -> str:
         while True:
             line = await asyncio.to_thread(sys.stdin.readline)
             command = line.strip()
             if command == "talk":
-                self.talk(samples, rate)
+                self.talk(clip)
             elif command in ("stop", "close", ""):  # "" : the soak itself went away
                 return command or "close"
 
@@ -154,7 +151,7 @@ class Visitor:
             self.session_id = response.json()["session_id"]
             print(f"session {self.session_id}", flush=True)
             tasks += [asyncio.create_task(self.follow()), asyncio.create_task(self.watch_status())]
-            command = asyncio.create_task(self.commands(clip.samples, clip.rate))
+            command = asyncio.create_task(self.commands(clip))
             ended = asyncio.create_task(self.ended.wait())
             done, _ = await asyncio.wait({command, ended}, return_when=asyncio.FIRST_COMPLETED)
             if command in done and command.result() == "stop":

@@ -9,11 +9,10 @@ person is still speaking, i.e. a turn cut at a pause) are counted: the clip has 
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 from bench import common, offline
-from bench.latency_offline import describe
+from bench.turns import TurnPlan, describe
 
 CONFIGS: list[tuple[str, float, float, dict[str, Any] | None]] = [
     # name, Silero min_silence, endpointing min_delay, preemptive generation options
@@ -25,12 +24,9 @@ CONFIGS: list[tuple[str, float, float, dict[str, Any] | None]] = [
 ]
 
 
-async def _run(turns: int, profile: str, configs: list) -> list[dict[str, Any]]:
-    offline._State.plan = offline.TurnPlan(turns=turns)
-    common.apply_profile(profile)
+async def _run(clip: common.Clip, plan: TurnPlan, configs: list) -> list[dict[str, Any]]:
     rows = []
     for name, min_silence, ep, preemptive in configs:
-        os.environ["BENCH_VAD_MIN_SILENCE"] = str(min_silence)
         handling: dict[str, Any] = {
             "turn_detection": "vad",
             "endpointing": {"min_delay": ep},
@@ -38,7 +34,9 @@ async def _run(turns: int, profile: str, configs: list) -> list[dict[str, Any]]:
         }
         if preemptive is not None:
             handling["preemptive_generation"] = preemptive
-        log = await offline.run_bare(f"sweep-{len(rows)}", ep, 30 + turns * 12, handling)
+        log = await offline.run_bare(
+            clip, plan, 30 + plan.turns * 12, turn_handling=handling, vad_min_silence=min_silence
+        )
         d = describe(log)
         s = d["voice_to_voice"]
         print(
@@ -55,21 +53,20 @@ async def _run(turns: int, profile: str, configs: list) -> list[dict[str, Any]]:
                 **d,
             }
         )
-    os.environ.pop("BENCH_VAD_MIN_SILENCE", None)
     return rows
 
 
 def main(turns: int, profile: str, out: str, quick: bool = False) -> list[dict[str, Any]]:
-    offline._State.clip = common.speech_clip(16000)
+    env = common.apply_profile(profile)
     configs = CONFIGS[:2] if quick else CONFIGS
     print(f"== settings sweep (bare AgentSession, profile {profile}, {turns} turns each)")
-    rows = asyncio.run(_run(turns, profile, configs))
+    rows = asyncio.run(_run(common.speech_clip(16000), TurnPlan(turns=turns), configs))
     common.write_result(
         out,
         {
             "kind": "settings_sweep",
             "profile": profile,
-            "provider_env": common.PROFILES[profile],
+            "provider_env": env,
             "turns_per_config": turns,
             "rows": rows,
         },

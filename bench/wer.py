@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,7 +29,7 @@ import httpx
 from bench import common
 from bench.browser import live_chat
 from bench.human import MicFile, Recording, load, mic_file, wav_bytes
-from bench.offline_process import Served, offline_server
+from bench.live import offline_server, real_stack
 from offline_openai.wer import pooled_wer, wer
 
 STT_MODEL = "gpt-4o-mini-transcribe"  # what the agent asks for (app.voice.agent.providers.openai)
@@ -41,9 +38,9 @@ GOAL = 0.10  # pooled WER through the browser
 
 
 # ---- http ------------------------------------------------------------------------------------
-def via_http(served: Served, recordings: list[Recording]) -> dict[str, dict[str, Any]]:
+def via_http(v1: str, recordings: list[Recording]) -> dict[str, dict[str, Any]]:
     out = {}
-    with httpx.Client(base_url=served.v1, timeout=120, headers={"Authorization": "Bearer x"}) as client:
+    with httpx.Client(base_url=v1, timeout=120, headers={"Authorization": "Bearer x"}) as client:
         for r in recordings:
             started = time.monotonic()
             response = client.post(
@@ -122,36 +119,11 @@ async def _realtime(base_url: str, recordings: list[Recording]) -> dict[str, dic
     return out
 
 
-def via_realtime(served: Served, recordings: list[Recording]) -> dict[str, dict[str, Any]]:
-    return asyncio.run(_realtime(served.v1, recordings))
+def via_realtime(v1: str, recordings: list[Recording]) -> dict[str, dict[str, Any]]:
+    return asyncio.run(_realtime(v1, recordings))
 
 
 # ---- the browser -----------------------------------------------------------------------------
-@contextlib.contextmanager
-def offline_stack() -> Iterator[Any]:
-    """The product as a person meets it without a key: LiveKit, the backend with the agent on
-    the production openai providers, the stack's own offline server, the UI (as
-    tests/e2e/support.separate_stack builds it: an sqlite database in a temporary folder)."""
-    from bench.live import LOGS
-    from devtools import setup
-    from devtools.stack import StackConfig, running_stack
-
-    folder = Path(tempfile.mkdtemp(prefix="bench-wer-"))
-    config = StackConfig(
-        livekit_server=setup.livekit_server(),
-        log_dir=LOGS / "wer",
-        database_url=f"sqlite:///{folder / 'bench.sqlite3'}",
-        extra_env={"VOICE_PARTICIPANT_TIMEOUT": "60", "LOG_LEVEL": "WARNING"},
-        offline_openai=True,
-    )
-    with running_stack(config) as stack:
-        yield stack
-
-
-FINALS = "() => ({t: window.__benchCtx.currentTime, finals: window.voiceAgent.messages" \
-         ".filter(m => m.role === 'user' && m.final === true).map(m => m.text)})"
-
-
 def assign(mic: MicFile, offset: float, finals: list[tuple[float, str]]) -> list[list[tuple[float, str]]]:
     """Each final line to the recording that was playing (or had just been played) when it
     arrived: the last one that started before it; lines before the first go nowhere."""
@@ -166,22 +138,25 @@ def assign(mic: MicFile, offset: float, finals: list[tuple[float, str]]) -> list
 def via_browser(recordings: list[Recording]) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    from bench.browser import segments
+    from bench.browser import new_messages, segments
 
     mic = mic_file(recordings, lead=10.0)  # after the greeting (~4 s), with the probes running
     print(f"   browser: {len(recordings)} recordings in a {mic.seconds:.0f} s microphone file")
-    finals: list[tuple[float, str]] = []
-    with offline_stack() as stack, sync_playwright() as pw:
+    messages: list[tuple[float, dict[str, Any]]] = []
+    # The product as a person meets it without a key: the agent on the production openai
+    # providers, against the stack's own offline server (its default, preemptive TTS on).
+    with real_stack("offline-preemptive") as stack, sync_playwright() as pw:
         with live_chat(pw, stack, f"{mic.path}%noloop") as page:
             deadline = time.monotonic() + mic.seconds + 60  # bounded whatever the page does
             while time.monotonic() < deadline:
                 page.wait_for_timeout(250)
-                seen = page.evaluate(FINALS)
-                finals += [(seen["t"], text) for text in seen["finals"][len(finals) :]]
+                messages += new_messages(page, len(messages))
+                now = page.evaluate("window.__benchCtx.currentTime")
                 mics = segments(page.evaluate("window.__benchEdges"), "mic", 2.0)
-                if mics and seen["t"] > mics[0][0] - mic.spans[0][0] + mic.seconds + 3:
+                if mics and now > mics[0][0] - mic.spans[0][0] + mic.seconds + 3:
                     break  # the file has played out, and the last answer has had its time
             edges = page.evaluate("window.__benchEdges")
+    finals = [(t, m["text"]) for t, m in messages if m.get("role") == "user" and m.get("final") is True]
     bursts = segments(edges, "mic", 2.0)
     if not bursts:
         raise RuntimeError("the page's microphone stayed silent")
@@ -198,8 +173,12 @@ def via_browser(recordings: list[Recording]) -> dict[str, Any]:
             # Polled every 250 ms: a coarse figure, the latency benchmark has the fine one.
             "final_shown_after_speech_end_s": (lines[-1][0] - end) if lines else None,
         }
-    return {"files": out, "mic_bursts": len(bursts), "final_lines": len(finals),
-            "unassigned_lines": len(finals) - sum(len(x) for x in per)}
+    return {
+        "files": out,
+        "mic_bursts": len(bursts),
+        "final_lines": len(finals),
+        "unassigned_lines": len(finals) - sum(len(x) for x in per),
+    }
 
 
 # ---- the whole -------------------------------------------------------------------------------
@@ -228,11 +207,11 @@ def main(quick: bool, out: str) -> dict[str, Any]:
         recordings = [r for r in recordings if r.name in QUICK]
     print(f"== WER on {len(recordings)} real recordings ({sum(r.seconds for r in recordings):.0f} s of speech)")
     results: dict[str, Any] = {}
-    with offline_server() as served:
-        print(f"   offline server ready in {served.ready_seconds:.1f} s")
+    with offline_server() as (server, ready_seconds):
+        print(f"   offline server ready in {ready_seconds:.1f} s")
         for way, run in (("http", via_http), ("realtime", via_realtime)):
             started = time.monotonic()
-            heard = run(served, recordings)
+            heard = run(server.openai_url, recordings)
             results[way] = {"files": heard, "wer": score(recordings, heard)}
             print(f"   {way}: pooled WER {results[way]['wer']['pooled']:.3f}  [{time.monotonic() - started:.0f} s]")
     started = time.monotonic()

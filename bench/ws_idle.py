@@ -1,4 +1,4 @@
-"""Idle transcript sockets: `python -m bench.ws_idle BACKEND_URL [-n 2000] [--pid PID]`.
+"""Idle transcript sockets: `python -m bench ws-idle BACKEND_URL [-n 2000] [--pid PID]`.
 
 Opens N transcript sockets that then send nothing, on live sessions of one visitor (the
 cookie GET /healthz gives), VOICE_WS_MAX_SOCKETS_PER_SESSION to a session, and reports the
@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import resource
+import sys
 import time
 import uuid
 from collections import Counter
@@ -41,7 +42,8 @@ def backend_pid(port: int) -> int:
     """The uvicorn process started with `--port PORT`."""
     wanted = f"--port\0{port}\0".encode()
     found = [
-        int(proc.name) for proc in Path("/proc").iterdir()
+        int(proc.name)
+        for proc in Path("/proc").iterdir()
         if proc.name.isdigit() and b"uvicorn" in (cmd := _cmdline(proc)) and wanted in cmd
     ]
     if len(found) != 1:
@@ -57,7 +59,7 @@ def _cmdline(proc: Path) -> bytes:
 
 
 async def outcome(socket: Any) -> str:
-    """"open" if the socket answers a ping, else the code the server closed it with."""
+    """ "open" if the socket answers a ping, else the code the server closed it with."""
     try:
         await socket.send(json.dumps({"type": "ping"}))
         async with asyncio.timeout(10):
@@ -134,17 +136,18 @@ async def run(base: str, count: int, pid: int | None) -> dict[str, Any]:
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.ws_idle", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench ws-idle", description=__doc__.splitlines()[0])
     parser.add_argument("backend", help="e.g. http://127.0.0.1:8000")
     parser.add_argument("-n", "--sockets", type=int, default=2000)
     parser.add_argument("--pid", type=int, default=None, help="the backend's pid (default: found by its port)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     # One file descriptor a socket.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, args.sockets + 256)), hard))
     print(json.dumps(asyncio.run(run(args.backend.rstrip("/"), args.sockets, args.pid)), indent=2))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
