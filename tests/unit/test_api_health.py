@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from channels.layers import InMemoryChannelLayer
 from rest_framework.test import APIClient
 
+from app.voice.sessions.groups import channel_layer
 from fakes.livekit import FakeLiveKitGateway
 
 pytestmark = pytest.mark.django_db
@@ -42,3 +45,28 @@ def test_not_ready_when_the_channel_layer_is_down(client: APIClient, settings) -
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable", "checks": {"livekit": "ok", "channel_layer": "unavailable"}}
+
+
+async def test_the_readiness_probes_run_at_once(api, gateway: FakeLiveKitGateway, monkeypatch) -> None:
+    """Each probe waits until the other has started: one after the other, the first would
+    give up (and the answer would be 503) before the second began."""
+    started = {"livekit": asyncio.Event(), "channel_layer": asyncio.Event()}
+
+    async def wait_for_the_other(me: str, other: str) -> None:
+        started[me].set()
+        await asyncio.wait_for(started[other].wait(), 5)
+
+    async def ping(timeout: float = 2.0) -> None:
+        await wait_for_the_other("livekit", "channel_layer")
+
+    layer = channel_layer()
+    send = layer.send
+
+    async def send_once_livekit_is_asked(channel: str, message: dict) -> None:
+        await wait_for_the_other("channel_layer", "livekit")
+        await send(channel, message)
+
+    monkeypatch.setattr(gateway, "ping", ping)
+    monkeypatch.setattr(layer, "send", send_once_livekit_is_asked)
+    response = await api.get("/readyz")
+    assert (response.status_code, response.json()["checks"]) == (200, {"livekit": "ok", "channel_layer": "ok"})

@@ -1,5 +1,8 @@
 """HTTP edge: validate, call the session services, shape the answer.
 
+The views are async (app.voice.http.async_api): they run on the event loop and await the
+services (app.voice.lifecycle, app.voice.sessions.store), which are async too.
+
 Domain errors (room busy, room taken, identity taken, too many sessions, agent start
 failed) rise from the services and become HTTP answers in app.voice.http.errors, not here.
 
@@ -13,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
@@ -33,10 +35,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from app.voice import lifecycle
-from app.voice.livekit_gateway import get_gateway
 from app.voice.contract import rules
 from app.voice.http import export
 from app.voice.http.api_schema import SESSION_ID, errors
+from app.voice.http.async_api import AsyncAPIView
 from app.voice.http.serializers import (
     ConversationExportSerializer,
     HealthSerializer,
@@ -54,6 +56,7 @@ from app.voice.http.throttling import (
     client_ip,
 )
 from app.voice.http.visitors import visitor_of
+from app.voice.livekit_gateway import get_gateway
 from app.voice.models import TranscriptEntry, VoiceSession
 from app.voice.sessions import store
 from app.voice.sessions.groups import channel_layer
@@ -61,16 +64,16 @@ from app.voice.sessions.groups import channel_layer
 log = logging.getLogger("app.voice.http")
 
 
-def _get_session_or_404(request: Request, raw_id: str) -> VoiceSession:
+async def _own_session_or_404(request: Request, raw_id: str) -> VoiceSession:
     """The asker's own session; another visitor's is as unknown as a made-up id."""
     session_id = store.parse_session_id(raw_id)
-    session = store.sessions_of(visitor_of(request)).filter(pk=session_id).first() if session_id else None
+    session = await store.get_own_session(session_id, visitor_of(request)) if session_id else None
     if session is None:
         raise exceptions.NotFound("No session with this id.")
     return session
 
 
-class TokenView(RateLimitedMixin, APIView):
+class TokenView(RateLimitedMixin, AsyncAPIView):
     """GET /token?room=R&identity=I → a LiveKit JWT that joins room R only.
 
     Minting claims R for I for the token's lifetime; a room another identity holds is refused,
@@ -84,28 +87,28 @@ class TokenView(RateLimitedMixin, APIView):
         parameters=[RoomIdentitySerializer],
         responses={200: TokenSerializer, **errors(400, 403, 409, 429)},
     )
-    def get(self, request: Request) -> Response:
+    async def get(self, request: Request) -> Response:
         params = RoomIdentitySerializer(data=single_query_params(request, "room", "identity"))
         params.is_valid(raise_exception=True)
         room, identity = params.validated_data["room"], params.validated_data["identity"]
         ttl = timedelta(seconds=settings.LIVEKIT_TOKEN_TTL_SECONDS)
-        media_room = async_to_sync(store.claim_room)(room, identity, ttl, visitor=visitor_of(request))
+        media_room = await store.claim_room(room, identity, ttl, visitor=visitor_of(request))
         token = get_gateway().mint_token(room=media_room, identity=identity, ttl=ttl)
-        _create_room(room, media_room)
+        await _create_room(room, media_room)
         return Response({"token": token, "url": settings.LIVEKIT_PUBLIC_URL, "room": room, "identity": identity})
 
 
-def _create_room(room: str, media_room: str) -> None:
+async def _create_room(room: str, media_room: str) -> None:
     """The browser joins the room before it asks for a session, and LiveKit does not create
     rooms on join: create it now. If LiveKit is down the token is still returned (the page's
     join fails and says so), as before rooms were created explicitly."""
     try:
-        async_to_sync(get_gateway().create_room)(media_room)
+        await get_gateway().create_room(media_room)
     except Exception as exc:
         log.warning("room.create_failed", extra={"room": room, "livekit_room": media_room, "error": repr(exc)})
 
 
-class SessionCreateView(RateLimitedMixin, APIView):
+class SessionCreateView(RateLimitedMixin, AsyncAPIView):
     """POST /session {"room", "identity"} → 201 with the new session's id."""
 
     throttle_classes = [SessionRateThrottle]
@@ -114,29 +117,29 @@ class SessionCreateView(RateLimitedMixin, APIView):
         request=RoomIdentitySerializer,
         responses={201: SessionCreatedSerializer, **errors(400, 403, 409, 413, 415, 429, 503)},
     )
-    def post(self, request: Request) -> Response:
+    async def post(self, request: Request) -> Response:
         body = RoomIdentitySerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        session = async_to_sync(lifecycle.start_session)(
+        session = await lifecycle.start_session(
             **body.validated_data, client_ip=client_ip(request), visitor=visitor_of(request)
         )
         return Response(SessionCreatedSerializer(session).data, status=status.HTTP_201_CREATED)
 
 
-class SessionDetailView(APIView):
+class SessionDetailView(AsyncAPIView):
     """GET /session/{id} → its state; DELETE → stop its agent (204, also when already ended)."""
 
     @extend_schema(parameters=[SESSION_ID], responses={200: SessionSerializer, **errors(404)})
-    def get(self, request: Request, session_id: str) -> Response:
-        return Response(SessionSerializer(_get_session_or_404(request, session_id)).data)
+    async def get(self, request: Request, session_id: str) -> Response:
+        return Response(SessionSerializer(await _own_session_or_404(request, session_id)).data)
 
     @extend_schema(
         parameters=[SESSION_ID],
         responses={204: OpenApiResponse(description="Stopped (or had already ended)."), **errors(404)},
     )
-    def delete(self, request: Request, session_id: str) -> Response:
-        session = _get_session_or_404(request, session_id)
-        async_to_sync(lifecycle.stop_session)(session)
+    async def delete(self, request: Request, session_id: str) -> Response:
+        session = await _own_session_or_404(request, session_id)
+        await lifecycle.stop_session(session)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -153,6 +156,16 @@ class HistoryPagination(LimitOffsetPagination):
 
     default_limit = rules.HISTORY_PAGE_SIZE
     max_limit = rules.HISTORY_MAX_PAGE_SIZE
+
+    async def apaginate_queryset(self, queryset: QuerySet[VoiceSession], request: Request) -> list[VoiceSession]:
+        """DRF's paginate_queryset (the limit is never None here) over the async ORM."""
+        self.request = request
+        self.limit = self.get_limit(request)
+        self.offset = self.get_offset(request)
+        self.count = await queryset.acount()
+        if self.count == 0 or self.offset > self.count:
+            return []
+        return [row async for row in queryset[self.offset : self.offset + self.limit]]
 
     def get_limit(self, request: Request) -> int:
         return self._parse(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
@@ -182,7 +195,7 @@ class HistoryPagination(LimitOffsetPagination):
 
 
 @extend_schema_view(get=extend_schema(responses={200: SessionSerializer(many=True), **errors(400)}))
-class SessionListView(generics.ListAPIView):
+class SessionListView(AsyncAPIView, generics.ListAPIView):
     """GET /transcripts → the asker's past and live sessions, newest first, paginated."""
 
     serializer_class = SessionSerializer
@@ -191,14 +204,19 @@ class SessionListView(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[VoiceSession]:
         return store.sessions_of(visitor_of(self.request))
 
+    async def get(self, request: Request) -> Response:  # type: ignore[override]  # ListAPIView's is sync
+        assert isinstance(self.paginator, HistoryPagination)
+        page = await self.paginator.apaginate_queryset(self.get_queryset(), request)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
-class TranscriptView(APIView):
+
+class TranscriptView(AsyncAPIView):
     """GET /transcripts/{id} → the session and its final transcript lines, in order."""
 
     @extend_schema(parameters=[SESSION_ID], responses={200: TranscriptSerializer, **errors(404)})
-    def get(self, request: Request, session_id: str) -> Response:
-        session = _get_session_or_404(request, session_id)
-        entries = list(session.entries.order_by("seq"))
+    async def get(self, request: Request, session_id: str) -> Response:
+        session = await _own_session_or_404(request, session_id)
+        entries = await store.final_transcripts(session.id)
         return Response({
             "session": SessionSerializer(session).data,
             "entries": TranscriptEntrySerializer(entries, many=True).data,
@@ -220,16 +238,16 @@ class _JsonErrorsWhateverTheAccept(BaseContentNegotiation):
         return renderer, renderer.media_type
 
 
-class _TranscriptExportView(APIView):
+class _TranscriptExportView(AsyncAPIView):
     """A conversation as a file download (app.voice.http.export): the asker's own only."""
 
     content_negotiation_class = _JsonErrorsWhateverTheAccept
     extension = ""
     content_type = ""
 
-    def get(self, request: Request, session_id: str) -> HttpResponse:
-        session = _get_session_or_404(request, session_id)
-        entries = list(session.entries.order_by("seq"))
+    async def get(self, request: Request, session_id: str) -> HttpResponse:
+        session = await _own_session_or_404(request, session_id)
+        entries = await store.final_transcripts(session.id)
         response = HttpResponse(self.render(session, entries), content_type=self.content_type)
         response["Content-Disposition"] = f'attachment; filename="{export.filename(session, self.extension)}"'
         response["Cache-Control"] = "private, no-store"
@@ -252,8 +270,8 @@ class TranscriptJsonExportView(_TranscriptExportView):
             "their times and latencies, and the median reply latency."
         )), **errors(404)},
     )
-    def get(self, request: Request, session_id: str) -> HttpResponse:
-        return super().get(request, session_id)
+    async def get(self, request: Request, session_id: str) -> HttpResponse:
+        return await super().get(request, session_id)
 
     def render(self, session: VoiceSession, entries: list[TranscriptEntry]) -> str:
         document = export.conversation(session, entries, SessionSerializer(session).data)
@@ -273,27 +291,28 @@ class TranscriptVttExportView(_TranscriptExportView):
             "<v User>/<v Agent>, times from the session's start."
         )), **errors(404)},
     )
-    def get(self, request: Request, session_id: str) -> HttpResponse:
-        return super().get(request, session_id)
+    async def get(self, request: Request, session_id: str) -> HttpResponse:
+        return await super().get(request, session_id)
 
     def render(self, session: VoiceSession, entries: list[TranscriptEntry]) -> str:
         return export.webvtt(session, entries)
 
 
-class LivenessView(APIView):
+class LivenessView(AsyncAPIView):
     """The process is up and serving requests; nothing else is checked."""
 
     @extend_schema(responses={200: HealthSerializer})
-    def get(self, request: Request) -> Response:
+    async def get(self, request: Request) -> Response:
         return Response({"status": rules.HealthStatus.OK})
 
 
-class ReadinessView(APIView):
+class ReadinessView(AsyncAPIView):
     """Ready when LiveKit answers and the channel layer carries a message."""
 
     @extend_schema(responses={200: HealthSerializer, 503: HealthSerializer})
-    def get(self, request: Request) -> Response:
-        checks = {"livekit": _check(_ping_livekit), "channel_layer": _check(_ping_channel_layer)}
+    async def get(self, request: Request) -> Response:
+        livekit, layer = await asyncio.gather(_check(_ping_livekit()), _check(_ping_channel_layer()))
+        checks = {"livekit": livekit, "channel_layer": layer}
         ready = all(value == rules.HealthStatus.OK for value in checks.values())
         return Response(
             {"status": rules.HealthStatus.OK if ready else rules.HealthStatus.UNAVAILABLE, "checks": checks},
@@ -301,9 +320,9 @@ class ReadinessView(APIView):
         )
 
 
-def _check(probe: Callable[[], Awaitable[None]]) -> rules.HealthStatus:
+async def _check(probe: Awaitable[None]) -> rules.HealthStatus:
     try:
-        async_to_sync(probe)()
+        await probe
     except Exception:
         return rules.HealthStatus.UNAVAILABLE
     return rules.HealthStatus.OK

@@ -3,6 +3,11 @@
 Plain async functions over the ORM (selectors read, the rest are transitions), so the
 lifecycle code, the agent and the views share one set of transitions. Every transition is a conditional UPDATE, so two
 processes racing to end a session cannot both win.
+
+Async outside, sync ORM inside: each function is one thread hop (`_orm`) around its queries.
+A transaction (create_session) and a claim's checked writes (claim_room) need theirs on one
+connection, Django's async ORM has no async transactions (and its a-methods are the same
+hop, one per query), and `_orm` also reconnects for callers outside a request.
 """
 
 from __future__ import annotations
