@@ -148,6 +148,11 @@ DATABASES = {
         conn_max_age=0,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several threads write at once (requests, in-process agents). A transaction takes the
+    # write lock as it begins, waiting for it up to 20 s, instead of failing ("database is
+    # locked") when two transactions that have both read try to write.
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 
 # Channel layer: in-memory for one process, Redis when several workers share sessions.
 REDIS_URL = _env("REDIS_URL", _env("CHANNEL_LAYERS"))

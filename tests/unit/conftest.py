@@ -88,7 +88,7 @@ async def new_visitor() -> AsyncIterator[Callable[[], httpx.AsyncClient]]:
     """Makes HTTP clients through the project's real ASGI application, on the test's event
     loop, each one visitor: it keeps the cookie its first answer gives it.
 
-    Django's ASGIHandler runs each sync view in its own thread context, as under uvicorn
+    Django's ASGIHandler gives each request its own thread context for its database calls, as under uvicorn
     (django.test.AsyncClient does not, which makes a DELETE wait behind the agent's own
     database calls until the stop timeout). Requests that start an agent use these."""
     clients: list[httpx.AsyncClient] = []

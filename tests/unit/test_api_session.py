@@ -188,6 +188,13 @@ def test_unknown_path_is_a_json_404_even_with_debug_on(client: APIClient, settin
     assert_error(client.get(path), 404, "not_found")
 
 
+@pytest.mark.parametrize("path", ["/token?room=r&identity=i", "/session", f"/session/{UNKNOWN_ID}", "/healthz"])
+def test_a_format_no_renderer_has_is_a_json_404_not_a_500(client: APIClient, path: str) -> None:
+    """DRF's negotiation raises Django's Http404 for ?format=xml: it answers in the error shape."""
+    separator = "&" if "?" in path else "?"
+    assert_error(client.get(f"{path}{separator}format=xml"), 404, "not_found")
+
+
 @pytest.mark.parametrize("debug", [False, True])
 def test_a_host_not_in_allowed_hosts_is_refused_in_the_error_shape(client: APIClient, debug: bool) -> None:
     # With DEBUG on (development), Django's own answer is its HTML debug page, settings and all.

@@ -46,8 +46,9 @@ class InProcessHost:
     async def start(self, info: SessionInfo) -> None:
         run = AgentRun(info)
         started = asyncio.get_running_loop().create_future()
-        # A fresh context: the caller may be a request served through async_to_sync, whose
-        # thread executor dies with the request; the session's tasks must not inherit it.
+        # A fresh context: the caller may be a request, whose context carries Django's
+        # per-request thread for database calls; that thread's executor is shut down when the
+        # request ends, and the session's tasks must not inherit it.
         task = asyncio.create_task(self._host(run, started), context=contextvars.Context())
         # The task reference lives here: the loop itself only keeps weak ones.
         self._hosting[task] = run

@@ -11,9 +11,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.core.exceptions import DisallowedHost, RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import DisallowedHost, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
 from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -102,6 +102,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             exc = ApiError(413, "payload_too_large", "The request body is too large.")
         else:
             exc = ApiError(400, "bad_request", "The request was refused.")
+    elif isinstance(exc, Http404):  # e.g. DRF's negotiation, for a ?format= no renderer has
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     if response is None:
         # An unexpected error: log it for us, give the client no internals.
