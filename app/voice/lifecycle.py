@@ -9,6 +9,7 @@ session (``sessions.ending``) sits below the agent code, which calls it itself.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 
 from django.conf import settings
@@ -25,12 +26,37 @@ from app.voice.sessions.info import SessionInfo
 log = logging.getLogger("app.voice.sessions")
 
 
+# Starts whose caller has gone: the loop keeps only weak references to tasks.
+_orphaned_starts: set[asyncio.Task[VoiceSession]] = set()
+
+
 async def start_session(
     room: str, identity: str, client_ip: str | None = None, *, visitor: str
 ) -> VoiceSession:
     """Create the session row, owned by `visitor`, and start its agent; raises RoomBusy,
     RoomTaken, IdentityTaken, TooManySessions (the bounds per identity and per client IP)
-    or AgentStartFailed."""
+    or AgentStartFailed. A caller cancelled meanwhile (the client went away, and Django
+    cancels its request) does not cancel the start: it runs to its end, so the session is
+    running or ended, never left half-started."""
+    # A fresh context, as the host gives its runs: the request's database thread goes with it.
+    start = asyncio.create_task(
+        _start_session(room, identity, client_ip, visitor=visitor), context=contextvars.Context()
+    )
+    try:
+        return await asyncio.shield(start)
+    except asyncio.CancelledError:
+        _orphaned_starts.add(start)
+        start.add_done_callback(_forget_start)
+        raise
+
+
+def _forget_start(start: asyncio.Task[VoiceSession]) -> None:
+    _orphaned_starts.discard(start)
+    if not start.cancelled():
+        start.exception()  # retrieved: a failed start was logged and ended by the start itself
+
+
+async def _start_session(room: str, identity: str, client_ip: str | None, *, visitor: str) -> VoiceSession:
     session = await store.create_session(room, identity, client_ip, visitor=visitor)
     info = SessionInfo.of(session)
     log.info("session.starting", extra={"session_id": info.session_id, "room": room})

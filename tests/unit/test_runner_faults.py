@@ -196,6 +196,27 @@ def spy_stops(monkeypatch: pytest.MonkeyPatch) -> tuple[asyncio.Event, list[Agen
     return asked, runs
 
 
+async def test_a_start_whose_caller_goes_away_runs_to_its_end(
+    gateway: FakeLiveKitGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client leaves mid-start (Django cancels its request): the session still becomes
+    running, not a row left 'created' with an agent in the room."""
+    joining, gate = hold_join(monkeypatch, gateway)
+    request = asyncio.create_task(lifecycle.start_session("room-gone", "alice", visitor="v"))
+    await joining.wait()
+    request.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    gate.set()
+    session = await VoiceSession.objects.aget(room="room-gone")
+    async with asyncio.timeout(10):
+        while (run := get_host().runs.get(str(session.pk))) is None or session.status != "running":
+            await asyncio.sleep(0.05)
+            await session.arefresh_from_db()
+    await run.request_stop(EndReason.DELETED)
+    await asyncio.wait_for(run.ended.wait(), 10)
+
+
 async def test_a_stop_that_arrives_mid_start_waits_for_the_start_and_releases_all_of_it(
     gateway: FakeLiveKitGateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
