@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -58,26 +58,25 @@ def _env_list(name: str, default: str = "", **kw: bool) -> list[str]:
     return [item.strip() for item in _env(name, default, **kw).split(",") if item.strip()]
 
 
-def _env_int(name: str, default: int, *, minimum: int, maximum: int) -> int:
-    raw = _env(name, str(default))
+Number = TypeVar("Number", int, float)
+
+
+def _env_number(name: str, default: Number, kind: type[Number], minimum: Number, maximum: Number) -> Number:
     try:
-        value = int(raw)
+        value = kind(_env(name, str(default)))
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer") from None
+        raise ImproperlyConfigured(f"{name} must be {'an integer' if kind is int else 'a number'}") from None
     if not minimum <= value <= maximum:
         raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}")
     return value
+
+
+def _env_int(name: str, default: int, *, minimum: int, maximum: int) -> int:
+    return _env_number(name, default, int, minimum, maximum)
 
 
 def _env_float(name: str, default: float, *, minimum: float, maximum: float) -> float:
-    raw = _env(name, str(default))
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number") from None
-    if not minimum <= value <= maximum:
-        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}")
-    return value
+    return _env_number(name, default, float, minimum, maximum)
 
 
 def _env_bool(name: str, default: bool) -> bool:

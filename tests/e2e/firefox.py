@@ -152,7 +152,7 @@ def save_screenshot(driver: webdriver.Firefox, path: Path) -> None:
 
 
 # ---- what the page hears ----------------------------------------------------------------
-PROBE = """
+PROBE = page_audio.fill("""
 ((audioOverride) => {
   if (window.__pageAudio) return;
   const state = window.__pageAudio = {
@@ -213,19 +213,11 @@ PROBE = """
   }, 50);
   state.now = () => ctx ? ctx.currentTime : 0;
   context();  // now, not when the first stream comes: a new context takes a while (~1 s) to run
-  state.pcm = (chunks) => {
-    if (!chunks.length) return { t0: null, b64: '' };
-    const total = chunks.reduce((n, c) => n + c.pcm.length, 0);
-    const all = new Int16Array(total); let o = 0;
-    for (const c of chunks) { all.set(c.pcm, o); o += c.pcm.length; }
-    const bytes = new Uint8Array(all.buffer); let s = '';
-    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-    return { t0: chunks[0].t0, b64: btoa(s) };
-  };
+  PCM_OF_CHUNKS
   state.agentPcm = () => state.pcm(state.chunks);
   state.micPcm = () => state.pcm(state.micChunks);
 })(arguments[0]);
-""".replace("MIC_THRESHOLD", str(page_audio.MIC_THRESHOLD)).replace("AGENT_THRESHOLD", str(page_audio.AGENT_THRESHOLD))
+""")
 
 # Resolves (the async script's callback) once the page shows the agent's final line `shown`
 # or (`live`) its live line (each word as it is said) starting with `shown`, letters

@@ -20,7 +20,28 @@ MIC_THRESHOLD = 0.0056  # -45 dBFS: the recordings' pauses are digital silence
 AGENT_THRESHOLD = 0.01  # -40 dBFS
 BLOCK_SECONDS = 128 / 48000  # an AudioWorklet block at 48 kHz
 
-PROBE = """
+
+def fill(probe: str) -> str:
+    """A probe's script with its placeholders filled: the thresholds and PCM_OF_CHUNKS."""
+    thresholds = {"MIC_THRESHOLD": str(MIC_THRESHOLD), "AGENT_THRESHOLD": str(AGENT_THRESHOLD)}
+    for placeholder, value in {**thresholds, "PCM_OF_CHUNKS": PCM_OF_CHUNKS}.items():
+        probe = probe.replace(placeholder, value)
+    return probe
+
+
+# The probes' chunks of samples as one base64 string of int16 PCM, with the first one's time
+# (Firefox's probe, tests/e2e/firefox.py, uses it too).
+PCM_OF_CHUNKS = """state.pcm = (chunks) => {
+    if (!chunks.length) return { t0: null, b64: '' };
+    const total = chunks.reduce((n, c) => n + c.pcm.length, 0);
+    const all = new Int16Array(total); let o = 0;
+    for (const c of chunks) { all.set(c.pcm, o); o += c.pcm.length; }
+    const bytes = new Uint8Array(all.buffer); let s = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return { t0: chunks[0].t0, b64: btoa(s) };
+  };"""
+
+PROBE = fill("""
 (() => {
   const state = window.__pageAudio = { edges: [], chunks: [], rate: 0, agentFrom: null, micFrom: null, errors: [] };
   const worklet = `
@@ -92,18 +113,11 @@ PROBE = """
   };
   new MutationObserver(watch).observe(document, { subtree: true, childList: true, attributes: true });
   setInterval(watch, 100);  // srcObject is a property, not an attribute: poll it as well
-  state.agentPcm = () => {
-    const chunks = state.chunks;
-    if (!chunks.length) return { t0: null, b64: '' };
-    const total = chunks.reduce((n, c) => n + c.pcm.length, 0);
-    const all = new Int16Array(total); let o = 0;
-    for (const c of chunks) { all.set(c.pcm, o); o += c.pcm.length; }
-    const bytes = new Uint8Array(all.buffer); let s = '';
-    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-    return { t0: chunks[0].t0, b64: btoa(s) };
-  };
+  PCM_OF_CHUNKS
+  state.agentPcm = () => state.pcm(state.chunks);
 })();
-""".replace("MIC_THRESHOLD", str(MIC_THRESHOLD)).replace("AGENT_THRESHOLD", str(AGENT_THRESHOLD))
+""")
+
 
 
 @dataclass
