@@ -30,7 +30,8 @@ class SetupError(RuntimeError):
 
 
 def step(message: str) -> None:
-    print(f"==> {message}", flush=True)
+    # One write with its newline: the builds report from threads of their own.
+    print(f"==> {message}\n", end="", flush=True)
 
 
 def _run(cmd: list[str], *, env: dict[str, str] | None = None, what: str) -> None:
@@ -38,7 +39,7 @@ def _run(cmd: list[str], *, env: dict[str, str] | None = None, what: str) -> Non
     result = subprocess.run(cmd, env=env, cwd=ROOT)
     if result.returncode != 0:
         raise SetupError(f"{what} failed (exit {result.returncode}): {' '.join(cmd)}")
-    print(f"    done in {time.monotonic() - started:.0f} s", flush=True)
+    print(f"    {what}: done in {time.monotonic() - started:.0f} s\n", end="", flush=True)
 
 
 def livekit_server() -> Path:
