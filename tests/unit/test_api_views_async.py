@@ -1,4 +1,4 @@
-"""One concurrency model in the HTTP layer (issue 23): every API view is served async, on the
+"""One concurrency model in the HTTP layer: every API view is served async, on the
 ASGI event loop, and awaits the session services; none calls back into async code through
 async_to_sync. (The responses themselves are tested endpoint by endpoint, sync and async
 clients alike, in the other test_api_* files.)"""
