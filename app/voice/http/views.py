@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Iterable
 from datetime import timedelta
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
@@ -157,16 +158,6 @@ class HistoryPagination(LimitOffsetPagination):
     default_limit = rules.HISTORY_PAGE_SIZE
     max_limit = rules.HISTORY_MAX_PAGE_SIZE
 
-    async def apaginate_queryset(self, queryset: QuerySet[VoiceSession], request: Request) -> list[VoiceSession]:
-        """DRF's paginate_queryset (the limit is never None here) over the async ORM."""
-        self.request = request
-        self.limit = self.get_limit(request)
-        self.offset = self.get_offset(request)
-        self.count = await queryset.acount()
-        if self.count == 0 or self.offset > self.count:
-            return []
-        return [row async for row in queryset[self.offset : self.offset + self.limit]]
-
     def get_limit(self, request: Request) -> int:
         return self._parse(request, self.limit_query_param, self.default_limit, 1, self.max_limit)
 
@@ -205,9 +196,8 @@ class SessionListView(AsyncAPIView, generics.ListAPIView):
         return store.sessions_of(visitor_of(self.request))
 
     async def get(self, request: Request) -> Response:  # type: ignore[override]  # ListAPIView's is sync
-        assert isinstance(self.paginator, HistoryPagination)
-        page = await self.paginator.apaginate_queryset(self.get_queryset(), request)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        # DRF's own listing (count, page, serialise), in one thread hop for its queries.
+        return await sync_to_async(self.list)(request)
 
 
 class TranscriptView(AsyncAPIView):
